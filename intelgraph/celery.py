@@ -1,0 +1,15 @@
+"""The one Celery app of the project.
+
+All configuration lives in Django settings under the ``CELERY_`` namespace
+(see ``settings/celery.py``); nothing but wiring belongs here.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
+
+app = Celery("intelgraph")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,10 @@
+"""Top-level URL map: admin, auth, the job API and the signup page."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("tasks.urls")),
+]

@@ -1,0 +1,21 @@
+"""Production: secrets from the environment only, HTTPS behind a proxy."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from settings.base import *  # noqa: F403
+from settings.environment import env
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY")  # no default: refuse to start without it
+if len(SECRET_KEY) < 50 or SECRET_KEY.startswith(("dev-", "change-me", "django-insecure")):
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is a placeholder or too short (need 50+ chars)")
+DEBUG = False
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -1,0 +1,21 @@
+"""Test run: a file database shared with worker subprocesses, a test-only app."""
+
+import os
+
+from settings.base import *  # noqa: F403
+from settings.base import INSTALLED_APPS
+from settings.environment import VAR_DIR, database_config, env
+
+SECRET_KEY = "test-only-key-not-secret-at-all-000000000000000000000"
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Tests never talk to a user's Redis: this refused address is replaced by the
+# private server (or TEST_BROKER_URL) that tests/conftest.py starts.
+CELERY_BROKER_URL = env.str("TEST_BROKER_URL", default="redis://127.0.0.1:9/15")
+DATABASES = {"default": {**database_config()}}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file (not :memory:) so worker subprocesses share the test database.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env.str("TEST_DB_FILE", default=str(VAR_DIR / f"test-{os.getpid()}.sqlite3"))
+    }

@@ -1,0 +1,1 @@
+"""The job service: queues, job records, processors, promoter and API."""

@@ -1,0 +1,83 @@
+"""Operator actions on jobs: retry, promote, cancel, remove. Each is a guarded update."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from tasks.errors import JobNotFoundError, JobStateError
+from tasks.lifecycle import append_log
+from tasks.models import Job, JobState
+from tasks.publishing import message_for, publish_on_commit
+
+
+def _get(job_id: str) -> Job:
+    try:
+        return Job.objects.get(pk=job_id)
+    except Job.DoesNotExist:
+        raise JobNotFoundError(job_id) from None
+
+
+def _requeue(job_ids: list[str], from_states: tuple[str, ...], note: str, reset_attempts: bool) -> int:
+    """Move jobs back to waiting and publish them after commit."""
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(Job.objects.filter(pk__in=job_ids, state__in=from_states).values_list("id", flat=True))
+        if not ids:
+            return 0
+        changes = {"state": JobState.WAITING, "enqueued_at": now, "published_at": None,
+                   "run_at": None, "finished_at": None, "cancel_requested": False}
+        if reset_attempts:
+            changes["attempts_made"] = 0
+        Job.objects.filter(pk__in=ids, state__in=from_states).update(**changes)
+        for job_id in ids:
+            append_log(job_id, note)
+        publish_on_commit([message_for(job) for job in Job.objects.filter(pk__in=ids)])
+    return len(ids)
+
+
+def retry_job(job_id: str, by: str = "system") -> bool:
+    """Run a failed (or cancelled) job again with a fresh set of attempts."""
+    job = _get(job_id)
+    done = _requeue([job_id], (JobState.FAILED, JobState.CANCELLED), f"retried by {by}", True)
+    if not done:
+        raise JobStateError(job_id, job.state, "retry")
+    return True
+
+
+def retry_failed(queue: str, by: str = "system") -> int:
+    ids = list(Job.objects.filter(queue=queue, state=JobState.FAILED).values_list("id", flat=True))
+    return _requeue(ids, (JobState.FAILED,), f"retried by {by} (retry all failed)", True)
+
+
+def promote_job(job_id: str, by: str = "system") -> bool:
+    """Run a delayed job now."""
+    job = _get(job_id)
+    if not _requeue([job_id], (JobState.DELAYED,), f"promoted by {by}", False):
+        raise JobStateError(job_id, job.state, "promote")
+    return True
+
+
+def cancel_job(job_id: str, by: str = "system") -> str:
+    """Cancel a waiting or delayed job; ask an active one to stop.
+
+    Returns the resulting state: ``cancelled``, or ``active`` when only a
+    cancellation request was recorded (the processor sees ``job.is_cancelled()``).
+    """
+    now = timezone.now()
+    job = _get(job_id)
+    if Job.objects.filter(pk=job_id, state__in=(JobState.WAITING, JobState.DELAYED)).update(
+        state=JobState.CANCELLED, cancel_requested=True, finished_at=now
+    ):
+        append_log(job_id, f"cancelled by {by}")
+        return JobState.CANCELLED
+    if Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(cancel_requested=True):
+        append_log(job_id, f"cancellation requested by {by}")
+        return JobState.ACTIVE
+    raise JobStateError(job_id, job.state, "cancel")
+
+
+def remove_job(job_id: str, by: str = "system") -> bool:
+    """Delete a job record (an active job cannot be removed; cancel it first)."""
+    deleted = Job.objects.filter(pk=job_id).exclude(state=JobState.ACTIVE).delete()
+    return deleted[1].get(Job._meta.label, 0) > 0

@@ -1,0 +1,77 @@
+"""Job records in Django admin: filters, search, read-only data, bulk actions."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from tasks import actions
+from tasks.errors import JobStateError
+from tasks.models import Dataset, Job, JobLog, Notification, QueueStats, Report
+
+
+class JobLogInline(admin.TabularInline):
+    model = JobLog
+    extra = 0
+    can_delete = False
+    readonly_fields = ("created_at", "message")
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ("id", "queue", "name", "state", "priority", "attempts_made", "max_attempts",
+                    "progress", "created_at", "finished_at")
+    list_filter = ("queue", "state", "name", "priority", "created_at")
+    search_fields = ("id", "name")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Job._meta.fields]
+    inlines = [JobLogInline]
+    actions = ["retry_jobs", "cancel_jobs", "remove_jobs"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def _apply(self, request, queryset, action, verb: str) -> None:
+        changed = 0
+        by = request.user.get_username()
+        for job_id in queryset.values_list("id", flat=True):
+            try:
+                if action(job_id, by):
+                    changed += 1
+            except JobStateError:
+                pass
+        self.message_user(request, f"{changed} job(s) {verb}.", messages.SUCCESS)
+
+    @admin.action(description="Retry selected failed/cancelled jobs", permissions=["change"])
+    def retry_jobs(self, request, queryset) -> None:
+        self._apply(request, queryset, actions.retry_job, "retried")
+
+    @admin.action(description="Cancel selected jobs", permissions=["change"])
+    def cancel_jobs(self, request, queryset) -> None:
+        self._apply(request, queryset, actions.cancel_job, "cancelled or asked to stop")
+
+    @admin.action(description="Remove selected jobs (not active ones)", permissions=["delete"])
+    def remove_jobs(self, request, queryset) -> None:
+        self._apply(request, queryset, actions.remove_job, "removed")
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "owner", "status", "rows_processed", "created_at")
+    list_filter = ("status",)
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "kind", "message", "created_at", "read")
+    list_filter = ("kind", "read")
+
+
+@admin.register(QueueStats)
+class QueueStatsAdmin(admin.ModelAdmin):
+    list_display = ("queue", "window_start", "completed", "failed", "failure_rate",
+                    "throughput_per_min", "avg_duration_ms", "p95_duration_ms")
+    list_filter = ("queue",)
+
+
+admin.site.register(Report)

@@ -1,0 +1,120 @@
+"""State transitions of a job record, each one guarded UPDATE by primary key.
+
+These functions know nothing of Celery: the worker-side task class and the
+operator actions call them. A transition that finds the job in another
+state changes nothing and reports so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from tasks.models import Job, JobLog, JobState
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker learns when it wins the compare-and-set from waiting to active."""
+
+    attempts_made: int
+    max_attempts: int
+    backoff: dict
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def claim(job_id: str, worker: str, now: datetime | None = None) -> Claim | None:
+    """Move a job from waiting to active in one statement; None if it was not waiting.
+
+    ``UPDATE … RETURNING`` (SQLite ≥ 3.35, PostgreSQL) saves the SELECT a
+    second round trip would cost on every job.
+    """
+    now = now or timezone.now()
+    qn = connection.ops.quote_name
+    table = qn(Job._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET {qn('state')} = %s, {qn('started_at')} = %s, "
+        f"{qn('worker')} = %s, {qn('attempts_made')} = {qn('attempts_made')} + 1 "
+        f"WHERE {qn('id')} = %s AND {qn('state')} = %s "
+        f"RETURNING {qn('attempts_made')}, {qn('max_attempts')}, {qn('backoff')}"
+    )
+    params = [
+        JobState.ACTIVE.value,
+        connection.ops.adapt_datetimefield_value(now),
+        worker[:255],
+        job_id,
+        JobState.WAITING.value,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Claim(attempts_made=row[0], max_attempts=row[1], backoff=_json(row[2]) or {})
+
+
+def complete(job_id: str, result: Any, now: datetime | None = None) -> bool:
+    now = now or timezone.now()
+    return bool(
+        Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
+            state=JobState.COMPLETED, result=result, finished_at=now
+        )
+    )
+
+
+def record_failure(
+    job_id: str,
+    error_entry: dict,
+    retry_in: timedelta | None,
+    now: datetime | None = None,
+) -> str | None:
+    """Store a failed attempt; delayed until ``now + retry_in`` or failed for good.
+
+    Returns the new state, or None when the job was no longer active.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        errors = list(
+            Job.objects.filter(pk=job_id, state=JobState.ACTIVE).values_list("errors", flat=True)[:1]
+        )
+        if not errors:
+            return None
+        history = [*(errors[0] or []), error_entry]
+        if retry_in is None:
+            Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
+                state=JobState.FAILED, errors=history, finished_at=now
+            )
+            return JobState.FAILED
+        Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
+            state=JobState.DELAYED, errors=history, run_at=now + retry_in, published_at=None
+        )
+        return JobState.DELAYED
+
+
+def mark_cancelled(job_id: str, now: datetime | None = None) -> bool:
+    now = now or timezone.now()
+    return bool(
+        Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
+            state=JobState.CANCELLED, finished_at=now
+        )
+    )
+
+
+def set_progress(job_id: str, progress: Any) -> None:
+    Job.objects.filter(pk=job_id).update(progress=progress)
+
+
+def append_log(job_id: str, message: str) -> None:
+    JobLog.objects.create(job_id=job_id, message=message)
+
+
+def cancel_requested(job_id: str) -> bool:
+    return Job.objects.filter(pk=job_id, cancel_requested=True).exists()

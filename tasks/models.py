@@ -1,0 +1,173 @@
+"""Job records (the source of truth for every job) and what the processors store."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from tasks.config import JobPriority, QueueName
+
+
+class JobState(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    DELAYED = "delayed", "Delayed"
+    ACTIVE = "active", "Active"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+class JobQuerySet(models.QuerySet):
+    def in_queue(self, queue: QueueName | str) -> JobQuerySet:
+        return self.filter(queue=str(queue))
+
+    def due(self, now) -> JobQuerySet:
+        """Delayed jobs whose time has come: the promoter's work list."""
+        return self.filter(state=JobState.DELAYED, run_at__lte=now)
+
+    def unpublished(self, before) -> JobQuerySet:
+        """Waiting jobs committed before ``before`` whose message was never sent."""
+        return self.filter(state=JobState.WAITING, published_at__isnull=True, enqueued_at__lt=before)
+
+
+class Job(models.Model):
+    """One job, from enqueue to its end. Its id is the Celery task id.
+
+    State changes are single UPDATEs by primary key guarded by the expected
+    state (compare-and-set), so duplicate deliveries cannot run a job twice.
+    """
+
+    id = models.CharField(primary_key=True, max_length=255, help_text="The Celery task id.")
+    queue = models.CharField(max_length=32, choices=[(q.value, q.value) for q in QueueName])
+    name = models.CharField(max_length=200, help_text="Job name within its queue.")
+    data = models.JSONField(default=dict, help_text="Keyword arguments of the processor.")
+    priority = models.PositiveSmallIntegerField(
+        default=JobPriority.NORMAL, choices=[(p.value, p.name) for p in JobPriority]
+    )
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.WAITING)
+    attempts_made = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    backoff = models.JSONField(default=dict)
+    delay_ms = models.BigIntegerField(default=0, help_text="Delay requested at enqueue (ms).")
+    run_at = models.DateTimeField(null=True, blank=True, help_text="When a delayed job falls due.")
+    progress = models.JSONField(default=int)
+    result = models.JSONField(null=True, blank=True)
+    errors = models.JSONField(
+        default=list, help_text="One entry per failed attempt: error, traceback, times."
+    )
+    worker = models.CharField(max_length=255, blank=True, default="")
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the job last became waiting."
+    )
+    published_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its broker message was last sent (outbox)."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["queue", "state", "created_at"], name="job_queue_state_created"),
+            models.Index(fields=["state", "run_at"], name="job_state_run_at"),
+            models.Index(fields=["queue", "state", "finished_at"], name="job_queue_state_finished"),
+            models.Index(fields=["state", "published_at", "enqueued_at"], name="job_outbox"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue}/{self.name} {self.id} ({self.state})"
+
+
+class JobLog(models.Model):
+    """A line a processor wrote with ``job.log()``, or an operator action."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs", db_constraint=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Lease(models.Model):
+    """A named lease so at most one promoter is active; its heartbeat shows liveness."""
+
+    name = models.CharField(primary_key=True, max_length=64)
+    holder = models.CharField(max_length=255)
+    expires_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+
+
+class EmailDelivery(models.Model):
+    """Idempotency record: one row per job whose email went out, so a redelivery sends nothing."""
+
+    job_id = models.CharField(max_length=255, unique=True)
+    to = models.CharField(max_length=254)
+    subject = models.CharField(max_length=255)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+
+class Notification(models.Model):
+    """An in-app notification for a user; one per job (``job_id`` unique) so redelivery adds none."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True)
+    job_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    kind = models.CharField(max_length=64, default="notice")
+    message = models.TextField()
+    webhook_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read = models.BooleanField(default=False)
+
+
+class Dataset(models.Model):
+    """An uploaded CSV processed by ``process-data``; the job carries only its id."""
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded"
+        PROCESSING = "processing"
+        PROCESSED = "processed"
+        CANCELLED = "cancelled"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True)
+    name = models.CharField(max_length=255)
+    content = models.TextField(help_text="CSV text with a header row.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED)
+    rows_processed = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class QueueStats(models.Model):
+    """Figures per queue over a window, computed from job records by ``hourly-stats``."""
+
+    queue = models.CharField(max_length=32)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    completed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    failure_rate = models.FloatField(default=0.0)
+    throughput_per_min = models.FloatField(default=0.0)
+    avg_duration_ms = models.FloatField(null=True, blank=True)
+    p95_duration_ms = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "window_start", "window_end"], name="stats_window")
+        ]
+
+
+class Report(models.Model):
+    """A stored weekly report."""
+
+    kind = models.CharField(max_length=32, default="weekly")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    body = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)

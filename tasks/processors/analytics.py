@@ -1,0 +1,59 @@
+"""Analytics queue: figures from the job records, and the daily cleanup."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from tasks.config import QueueName
+from tasks.context import JobContext
+from tasks.models import EmailDelivery, Notification, QueueStats, Report
+from tasks.registry import processor
+from tasks.retention import enforce_retention
+from tasks.services.analytics import queue_figures
+
+STATS_KEPT_DAYS = 90
+READ_NOTIFICATIONS_KEPT_DAYS = 30
+EMAIL_RECORDS_KEPT_DAYS = 30
+
+
+@processor(QueueName.ANALYTICS, "hourly-stats")
+def hourly_stats(job: JobContext) -> dict:
+    """Store per-queue figures for the last full hour."""
+    end = timezone.now().replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(hours=1)
+    stored = {}
+    for queue in QueueName:
+        figures = queue_figures(queue, start, end)
+        QueueStats.objects.update_or_create(
+            queue=queue.value, window_start=start, window_end=end,
+            defaults={k: v for k, v in figures.items() if k != "queue"},
+        )
+        stored[queue.value] = figures["completed"]
+    job.log(f"stats for {start:%Y-%m-%d %H:00}: {stored}")
+    return {"window_start": start.isoformat(), "completed": stored}
+
+
+@processor(QueueName.ANALYTICS, "weekly-report")
+def weekly_report(job: JobContext) -> dict:
+    end = timezone.now()
+    start = end - timedelta(days=7)
+    body = {queue.value: queue_figures(queue, start, end) for queue in QueueName}
+    report = Report.objects.create(kind="weekly", period_start=start, period_end=end, body=body)
+    return {"report_id": report.pk}
+
+
+@processor(QueueName.ANALYTICS, "daily-cleanup")
+def daily_cleanup(job: JobContext) -> dict:
+    """Apply job retention and drop old stats, read notifications and email records."""
+    now = timezone.now()
+    removed = {"jobs": sum(enforce_retention(now).values())}
+    removed["stats"] = QueueStats.objects.filter(
+        window_end__lt=now - timedelta(days=STATS_KEPT_DAYS)).delete()[0]
+    removed["notifications"] = Notification.objects.filter(
+        read=True, created_at__lt=now - timedelta(days=READ_NOTIFICATIONS_KEPT_DAYS)).delete()[0]
+    removed["email_records"] = EmailDelivery.objects.filter(
+        sent_at__lt=now - timedelta(days=EMAIL_RECORDS_KEPT_DAYS)).delete()[0]
+    job.log(f"removed {removed}")
+    return removed

@@ -1,0 +1,86 @@
+"""Signup (triggers the welcome email) and the JSON job API."""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from tasks.api import add_job
+from tasks.errors import JobInputError
+from tasks.forms import SignupForm
+from tasks.models import Job
+from tasks.processors.email import send_welcome_email
+
+JOB_OPTIONS = ("priority", "delay", "attempts", "backoff", "job_id")
+
+
+def staff_json(view):
+    """Staff session required; JSON 401/403 instead of a login redirect."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return JsonResponse({"error": "authentication required"}, status=401)
+        if not request.user.is_staff:
+            return JsonResponse({"error": "staff only"}, status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            user = form.save()
+            # Recorded in this transaction; published only if it commits.
+            send_welcome_email.delay(user.pk)
+        return render(request, "tasks/signup_done.html", {"user": user}, status=201)
+    return render(request, "tasks/signup.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_POST
+@staff_json
+def create_job(request: HttpRequest) -> JsonResponse:
+    """``POST /api/jobs`` ``{"queue", "name", "data", "options": {...}}`` → 201 ``{"id"}``."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError as exc:
+        return JsonResponse({"error": f"body is not JSON: {exc}"}, status=400)
+    if not isinstance(body, dict):
+        return JsonResponse({"error": "body must be a JSON object"}, status=400)
+    options = body.get("options") or {}
+    if not isinstance(options, dict):
+        return JsonResponse({"error": "options must be an object"}, status=400)
+    unknown = sorted(set(options) - set(JOB_OPTIONS))
+    if unknown:
+        return JsonResponse({"error": f"unknown options {unknown}; allowed: {list(JOB_OPTIONS)}"},
+                            status=400)
+    try:
+        job_id = add_job(body.get("queue"), body.get("name"), body.get("data"), **options)
+    except JobInputError as exc:
+        return JsonResponse({"error": str(exc), "kind": type(exc).__name__}, status=400)
+    return JsonResponse({"id": job_id}, status=201)
+
+
+@require_GET
+@staff_json
+def job_detail(request: HttpRequest, job_id: str) -> JsonResponse:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return JsonResponse({"error": f"no job with id {job_id!r}"}, status=404)
+    last_error = job.errors[-1]["error"] if job.errors else None
+    return JsonResponse({
+        "id": job.id, "queue": job.queue, "name": job.name, "state": job.state,
+        "progress": job.progress, "result": job.result, "error": last_error,
+        "attempts_made": job.attempts_made, "max_attempts": job.max_attempts,
+        "priority": job.priority, "data": job.data,
+        "created_at": job.created_at, "started_at": job.started_at,
+        "finished_at": job.finished_at, "run_at": job.run_at,
+    })

@@ -1,0 +1,90 @@
+"""Fixtures: a private broker, the test database shared with real worker processes.
+
+Nothing here touches a Redis on 6379: the broker is a throwaway server on a
+free port (``redis-server`` on PATH, else the bundled ``valkey-server``), or
+the broker named by ``TEST_BROKER_URL`` for the RabbitMQ matrix run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from intelgraph import bundled_redis
+from intelgraph.celery import app as celery_app
+from tests import processes
+
+QUEUE_NAMES = ["email", "notifications", "data-processing", "analytics"]
+
+
+@pytest.fixture(scope="session")
+def service_tmp(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("service")
+
+
+@pytest.fixture(scope="session")
+def broker_url(service_tmp: Path) -> Iterator[str]:
+    """The private broker for this test session."""
+    configured = os.environ.get("TEST_BROKER_URL")
+    if configured:
+        yield configured
+        return
+    server = bundled_redis.BundledRedis(service_tmp / "redis", appendonly=False, prefer_system=True)
+    server.start()
+    try:
+        yield server.url(db=1)
+    finally:
+        server.stop()
+
+
+
+
+def use_broker(url: str) -> None:
+    settings.CELERY_BROKER_URL = url
+    celery_app.conf.broker_url = url
+    celery_app.pool.force_close_all()
+
+
+@pytest.fixture(scope="session")
+def live_broker(broker_url: str) -> str:
+    use_broker(broker_url)
+    return broker_url
+
+
+@pytest.fixture
+def broker(live_broker: str) -> str:
+    """Per test: our queues emptied on the private broker."""
+    with celery_app.connection_for_write() as conn:
+        for name in QUEUE_NAMES:
+            try:
+                conn.default_channel.queue_purge(name)
+            except Exception:  # queue not declared yet
+                pass
+    return live_broker
+
+
+@pytest.fixture(scope="session")
+def shared_worker(django_db_setup, django_db_blocker, live_broker, service_tmp) -> Iterator[processes.ServiceProcess]:
+    """One worker for all four queues, shared by the integration tests."""
+    with django_db_blocker.unblock():
+        proc = processes.worker(live_broker, service_tmp, "shared", concurrency=2).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_promoter(django_db_setup, django_db_blocker, live_broker, service_tmp) -> Iterator[processes.ServiceProcess]:
+    with django_db_blocker.unblock():
+        proc = processes.promoter(live_broker, service_tmp).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def service(broker, shared_worker, shared_promoter, transactional_db):
+    """A running service: worker + promoter on a clean broker and database."""
+    return {"worker": shared_worker, "promoter": shared_promoter}

@@ -1,0 +1,1 @@
+"""Test-only processors and a side-effect ledger, installed by ``settings.test``."""

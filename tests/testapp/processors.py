@@ -1,0 +1,65 @@
+"""Processors used only by tests, on the real queues."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from tasks.config import QueueName
+from tasks.context import JobContext
+from tasks.errors import TransientJobError
+from tasks.registry import processor
+from tests.testapp.models import Execution
+
+
+def _record(job: JobContext, key: str) -> None:
+    Execution.objects.create(key=key, job_id=job.id, attempt=job.attempts_made, worker_pid=os.getpid())
+
+
+@processor(QueueName.DATA_PROCESSING, "record")
+def record(job: JobContext, key: str, sleep: float = 0.0) -> dict:
+    """Writes one ledger row per execution (after an optional sleep)."""
+    if sleep:
+        time.sleep(sleep)
+    _record(job, key)
+    return {"key": key}
+
+
+@processor(QueueName.ANALYTICS, "record-analytics")
+def record_analytics(job: JobContext, key: str, sleep: float = 0.0) -> dict:
+    if sleep:
+        time.sleep(sleep)
+    _record(job, key)
+    return {"key": key}
+
+
+@processor(QueueName.DATA_PROCESSING, "flaky")
+def flaky(job: JobContext, key: str, fail_times: int = 1, error: str = "transient") -> str:
+    """Fails its first ``fail_times`` attempts with a transient (or a bug-like) error."""
+    _record(job, key)
+    if job.attempts_made <= fail_times:
+        if error == "bug":
+            raise KeyError(f"bug on attempt {job.attempts_made}")
+        raise TransientJobError(f"transient failure on attempt {job.attempts_made}")
+    return "ok"
+
+
+def _always_fails_hook(job: JobContext, exc: BaseException) -> None:
+    from tasks.services.notifications import store
+
+    store(f"hook:{job.id}", None, f"hook saw {exc}", kind="test-hook")
+
+
+@processor(QueueName.DATA_PROCESSING, "always-fails", failure_hook=_always_fails_hook)
+def always_fails(job: JobContext, key: str) -> None:
+    _record(job, key)
+    raise ConnectionError("upstream unreachable")
+
+
+@processor(QueueName.DATA_PROCESSING, "custom-backoff",
+           backoff_strategy=lambda attempts_made: 300 * attempts_made)
+def custom_backoff(job: JobContext, key: str, fail_times: int = 2) -> str:
+    _record(job, key)
+    if job.attempts_made <= fail_times:
+        raise TimeoutError("slow upstream")
+    return "ok"
