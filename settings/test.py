@@ -10,8 +10,8 @@ SECRET_KEY = "test-only-key-not-secret-at-all-000000000000000000000"
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-# Tests never talk to a user's Redis: this refused address is replaced by the
-# private server (or TEST_BROKER_URL) that tests/conftest.py starts.
+# Tests never talk to a user's Redis: tests/broker_plugin.py starts a private server
+# and sets TEST_BROKER_URL; outside pytest this refused address is the default.
 CELERY_BROKER_URL = env.str("TEST_BROKER_URL", default="redis://127.0.0.1:9/15")
 DATABASES = {"default": {**database_config()}}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

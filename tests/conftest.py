@@ -12,9 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
-from intelgraph import bundled_redis
 from intelgraph.celery import app as celery_app
 from tests import processes
 
@@ -27,32 +25,11 @@ def service_tmp(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def broker_url(service_tmp: Path) -> Iterator[str]:
-    """The private broker for this test session."""
-    configured = os.environ.get("TEST_BROKER_URL")
-    if configured:
-        yield configured
-        return
-    server = bundled_redis.BundledRedis(service_tmp / "redis", appendonly=False, prefer_system=True)
-    server.start()
-    try:
-        yield server.url(db=1)
-    finally:
-        server.stop()
-
-
-
-
-def use_broker(url: str) -> None:
-    settings.CELERY_BROKER_URL = url
-    celery_app.conf.broker_url = url
-    celery_app.pool.force_close_all()
-
-
-@pytest.fixture(scope="session")
-def live_broker(broker_url: str) -> str:
-    use_broker(broker_url)
-    return broker_url
+def live_broker() -> str:
+    """The private broker started by ``tests.broker_plugin`` (or ``TEST_BROKER_URL``)."""
+    url = os.environ["TEST_BROKER_URL"]
+    assert celery_app.conf.broker_url == url
+    return url
 
 
 @pytest.fixture
