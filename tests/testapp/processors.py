@@ -63,3 +63,12 @@ def custom_backoff(job: JobContext, key: str, fail_times: int = 2) -> str:
     if job.attempts_made <= fail_times:
         raise TimeoutError("slow upstream")
     return "ok"
+
+
+@processor(QueueName.DATA_PROCESSING, "fails-first-runs")
+def fails_first_runs(job: JobContext, key: str, fail_runs: int = 1) -> str:
+    """Fails its first ``fail_runs`` executions, counted across manual retries."""
+    _record(job, key)
+    if Execution.objects.filter(key=key).count() <= fail_runs:
+        raise TransientJobError("not yet")
+    return "ok"
