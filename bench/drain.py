@@ -138,16 +138,24 @@ def enqueue_plain(jobs: int) -> None:
 # -- drain ------------------------------------------------------------------------------
 
 
-def drain(worker: Worker, counter, key: str, jobs: int, stall_s: float) -> float:
-    """Start the worker; seconds from the counter first > 0 to the counter reaching ``jobs``."""
+def drain(worker: Worker, counter, key: str, jobs: int, stall_s: float,
+          timeline: list | None = None) -> float:
+    """Start the worker; seconds from the counter first > 0 to the counter reaching ``jobs``.
+
+    ``timeline`` gets ``[seconds since first, counter]`` about once a second.
+    """
     worker.start()
     first = None
+    next_mark = 0.0
     last_value, last_change = 0, time.monotonic()
     while True:
         value = int(counter.get(key) or 0)
         now = time.perf_counter()
         if value > 0 and first is None:
             first = now
+        if first is not None and timeline is not None and (now - first >= next_mark or value >= jobs):
+            timeline.append([round(now - first, 3), value])
+            next_mark += 1.0
         if value >= jobs:
             return now - first
         mono = time.monotonic()
@@ -203,8 +211,9 @@ def one(system: str, run: int, args, env, tmp: Path, broker, counter) -> dict:
         connections.close_all()  # hold no SQLite connection while the worker writes
 
     worker = Worker(system, args.concurrency, env, tmp / f"worker-{system}-{run}.log")
+    timeline: list = []
     try:
-        drain_s = drain(worker, counter, COUNTER_KEY, jobs, args.stall)
+        drain_s = drain(worker, counter, COUNTER_KEY, jobs, args.stall, timeline)
     finally:
         worker.stop()
 
@@ -221,6 +230,7 @@ def one(system: str, run: int, args, env, tmp: Path, broker, counter) -> dict:
         "enqueue_rate": jobs / enqueue_s,
         "drain_s": drain_s,
         "drain_rate": jobs / drain_s if drain_s > 0 else float("inf"),
+        "timeline": timeline,
     }
 
 
@@ -228,7 +238,7 @@ def one(system: str, run: int, args, env, tmp: Path, broker, counter) -> dict:
 
 
 def summarize(results: dict[str, list[dict]]) -> dict[str, dict]:
-    return {system: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    return {system: {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "timeline"}
             for system, runs in results.items()}
 
 

@@ -42,6 +42,8 @@ def database_config() -> dict:
     """
     default = f"sqlite:///{VAR_DIR / 'intelgraph.sqlite3'}"
     config = env.db_url("DATABASE_URL", default=default)
+    if config["NAME"] == str(VAR_DIR / "intelgraph.sqlite3"):
+        VAR_DIR.mkdir(exist_ok=True)  # a fresh clone has no var/ yet
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config.setdefault("OPTIONS", {}).update(
             {

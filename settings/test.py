@@ -1,10 +1,11 @@
 """Test run: a file database shared with worker subprocesses, a test-only app."""
 
 import os
+import tempfile
 
 from settings.base import *  # noqa: F403
 from settings.base import INSTALLED_APPS
-from settings.environment import VAR_DIR, database_config, env
+from settings.environment import database_config, env
 
 SECRET_KEY = "test-only-key-not-secret-at-all-000000000000000000000"
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
@@ -17,5 +18,8 @@ DATABASES = {"default": {**database_config()}}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file (not :memory:) so worker subprocesses share the test database.
     DATABASES["default"]["TEST"] = {
-        "NAME": env.str("TEST_DB_FILE", default=str(VAR_DIR / f"test-{os.getpid()}.sqlite3"))
+        "NAME": env.str(
+            "TEST_DB_FILE",
+            default=os.path.join(tempfile.gettempdir(), f"intelgraph-test-{os.getpid()}.sqlite3"),
+        )
     }

@@ -18,7 +18,7 @@ def _gaps(job: Job) -> list[float]:
     """Seconds between each failed attempt and the start of the next one."""
     starts = [datetime.fromisoformat(e["started_at"]) for e in job.errors[1:]] + [job.started_at]
     fails = [datetime.fromisoformat(e["failed_at"]) for e in job.errors]
-    return [(start - failed).total_seconds() for start, failed in zip(starts, fails)]
+    return [(start - failed).total_seconds() for start, failed in zip(starts, fails, strict=True)]
 
 
 def test_exponential_backoff_gaps_and_attempts(service):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from django.contrib.auth.models import User
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django.core.management import call_command
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from tasks.models import Job
 from tasks.queues import QueueName, add_repeatable_job

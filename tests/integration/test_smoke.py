@@ -1,4 +1,3 @@
-import pytest
 
 from tasks.models import Job
 from tasks.queues import QueueName, add_job

@@ -6,8 +6,8 @@ import pytest
 
 from tasks import errors
 from tasks.models import Job
-from tasks.queues import JobPriority, QueueName, add_job, add_repeatable_job
 from tasks.processors.email import send_welcome_email
+from tasks.queues import JobPriority, QueueName, add_job, add_repeatable_job
 
 
 @pytest.fixture
