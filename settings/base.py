@@ -106,3 +106,5 @@ LOGGING = {
     },
 }
 
+# A job whose worker dies under it this many times is failed ("poison job").
+JOB_MAX_WORKER_LOST = env.int("JOB_MAX_WORKER_LOST", default=3)

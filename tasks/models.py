@@ -60,6 +60,9 @@ class Job(models.Model):
     )
     worker = models.CharField(max_length=255, blank=True, default="")
     cancel_requested = models.BooleanField(default=False)
+    lost_count = models.PositiveSmallIntegerField(
+        default=0, help_text="Times the worker running this job died under it."
+    )
     created_at = models.DateTimeField()
     enqueued_at = models.DateTimeField(
         null=True, blank=True, help_text="When the job last became waiting."
@@ -102,6 +105,40 @@ class Lease(models.Model):
     holder = models.CharField(max_length=255)
     expires_at = models.DateTimeField()
     heartbeat_at = models.DateTimeField()
+
+
+class WorkerHeartbeat(models.Model):
+    """Written every few seconds by each worker's main process (``tasks.worker``).
+
+    Tells the dashboard and health check who consumes which queue, and the
+    reconciler which workers are gone (their active jobs are re-queued).
+    """
+
+    hostname = models.CharField(primary_key=True, max_length=255)
+    pid = models.PositiveIntegerField(default=0)
+    queues = models.JSONField(default=list, help_text="Queues it consumes now (paused ones left out).")
+    concurrency = models.PositiveIntegerField(default=0)
+    active = models.PositiveIntegerField(default=0, help_text="Jobs running at the last beat.")
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+
+class QueueControl(models.Model):
+    """Persistent pause flag per queue: every worker host honours it, across restarts."""
+
+    queue = models.CharField(primary_key=True, max_length=32)
+    paused = models.BooleanField(default=False)
+    changed_by = models.CharField(max_length=255, blank=True, default="")
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+
+class RejectedMessage(models.Model):
+    """A broker message on our queues that was not executed: undecodable, foreign or unknown."""
+
+    queue = models.CharField(max_length=64, blank=True, default="")
+    reason = models.CharField(max_length=64)
+    detail = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
 
 
 class EmailDelivery(models.Model):

@@ -19,16 +19,18 @@ from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from tasks.control import PROMOTER_LEASE
 from tasks.models import Job, JobState, Lease
 from tasks.publishing import message_for, publish
+from tasks.reconciler import reconcile_active, reconcile_waiting
 from tasks.retention import enforce_retention
 
 logger = logging.getLogger("tasks.promoter")
 
-LEASE_NAME = "promoter"
 LEASE_TTL_S = 10.0
 BATCH_SIZE = 1000
 RETENTION_EVERY_S = 60.0
+RECONCILE_EVERY_S = 5.0
 
 
 def holder_id() -> str:
@@ -39,14 +41,14 @@ def acquire_lease(holder: str, now: datetime | None = None, ttl_s: float = LEASE
     """Take or renew the lease; True while this holder is the active promoter."""
     now = now or timezone.now()
     expires = now + timedelta(seconds=ttl_s)
-    taken = Lease.objects.filter(Q(holder=holder) | Q(expires_at__lt=now), name=LEASE_NAME).update(
+    taken = Lease.objects.filter(Q(holder=holder) | Q(expires_at__lt=now), name=PROMOTER_LEASE).update(
         holder=holder, expires_at=expires, heartbeat_at=now
     )
     if taken:
         return True
     try:
         with transaction.atomic():
-            Lease.objects.create(name=LEASE_NAME, holder=holder, expires_at=expires, heartbeat_at=now)
+            Lease.objects.create(name=PROMOTER_LEASE, holder=holder, expires_at=expires, heartbeat_at=now)
         return True
     except IntegrityError:
         return False
@@ -80,6 +82,7 @@ def run_forever(stop: callable, interval_s: float | None = None) -> None:
     interval_s = interval_s if interval_s is not None else settings.JOB_PROMOTER_INTERVAL_S
     holder = holder_id()
     last_retention = 0.0
+    last_reconcile = 0.0
     active = False
     while not stop():
         close_old_connections()
@@ -90,6 +93,10 @@ def run_forever(stop: callable, interval_s: float | None = None) -> None:
                     active = True
                 moved = promote_due()
                 relay_unpublished()
+                if time.monotonic() - last_reconcile > RECONCILE_EVERY_S:
+                    reconcile_active()
+                    reconcile_waiting()
+                    last_reconcile = time.monotonic()
                 if time.monotonic() - last_retention > RETENTION_EVERY_S:
                     enforce_retention()
                     last_retention = time.monotonic()

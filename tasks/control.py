@@ -1,0 +1,76 @@
+"""Queue pause/resume and the live view of workers, from the database.
+
+Workers write heartbeats and read pause flags (``tasks.worker``); these
+functions are what the dashboard, health check and commands read and write.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from tasks.config import QueueName
+from tasks.models import Lease, QueueControl, WorkerHeartbeat
+from tasks.routing import parse_queue
+
+#: Workers beat every HEARTBEAT_EVERY_S; one silent for WORKER_GONE_AFTER_S is gone.
+HEARTBEAT_EVERY_S = 2.0
+WORKER_GONE_AFTER_S = 15.0
+#: The lease the active promoter holds; its heartbeat is the promoter's last tick.
+PROMOTER_LEASE = "promoter"
+
+
+def _set_paused(queue: QueueName | str, paused: bool, by: str) -> None:
+    name = parse_queue(queue).value
+    QueueControl.objects.update_or_create(
+        queue=name, defaults={"paused": paused, "changed_by": by, "changed_at": timezone.now()}
+    )
+
+
+def pause_queue(queue: QueueName | str, by: str = "system") -> None:
+    """Workers on every host stop taking jobs from ``queue`` within a heartbeat; jobs still queue up."""
+    _set_paused(queue, True, by)
+
+
+def resume_queue(queue: QueueName | str, by: str = "system") -> None:
+    _set_paused(queue, False, by)
+
+
+def paused_queues() -> set[str]:
+    return set(QueueControl.objects.filter(paused=True).values_list("queue", flat=True))
+
+
+def workers(now: datetime | None = None) -> list[WorkerHeartbeat]:
+    """Workers that beat recently."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=WORKER_GONE_AFTER_S)
+    return list(WorkerHeartbeat.objects.filter(last_seen__gte=cutoff).order_by("hostname"))
+
+
+def consumers(now: datetime | None = None) -> dict[str, list[str]]:
+    """Queue name → hostnames of live workers consuming it (every queue is a key)."""
+    result: dict[str, list[str]] = {q.value: [] for q in QueueName}
+    for worker in workers(now):
+        for queue in worker.queues:
+            result.setdefault(queue, []).append(worker.hostname)
+    return result
+
+
+def gone_workers(now: datetime | None = None) -> list[str]:
+    cutoff = (now or timezone.now()) - timedelta(seconds=WORKER_GONE_AFTER_S)
+    return list(WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).values_list("hostname", flat=True))
+
+
+def promoter_last_tick() -> datetime | None:
+    return Lease.objects.filter(name=PROMOTER_LEASE).values_list("heartbeat_at", flat=True).first()
+
+
+__all__ = [
+    "consumers",
+    "gone_workers",
+    "pause_queue",
+    "paused_queues",
+    "promoter_last_tick",
+    "resume_queue",
+    "workers",
+]

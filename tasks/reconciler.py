@@ -1,0 +1,139 @@
+"""Recovering jobs that lost their worker or their broker message.
+
+- Active jobs whose worker is gone (no heartbeat) or whose pool process died
+  go back to waiting and are re-published; the compare-and-set start keeps
+  any stale duplicate message from running them twice. A job that loses its
+  worker ``JOB_MAX_WORKER_LOST`` times is failed ("poison job").
+- Waiting jobs published long ago whose message is nowhere on the broker
+  (lost with an un-synced Redis, or held by a dead consumer until the
+  visibility timeout) are re-published. Redis only: RabbitMQ returns a dead
+  consumer's messages at once and confirms every publish.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from tasks.config import PRIORITY_LEVELS, QueueName
+from tasks.control import WORKER_GONE_AFTER_S, workers
+from tasks.models import Job, JobState
+from tasks.publishing import message_for, publish
+
+logger = logging.getLogger("tasks.reconciler")
+
+#: A waiting job published this long ago and absent from the broker is re-published.
+STUCK_AFTER_S = 60.0
+#: Beyond this many queued messages the broker is not scanned (too costly); logged.
+SCAN_LIMIT = 50_000
+
+
+def _lost(job_ids: Iterable[str], reason: str, now: datetime) -> int:
+    """Re-queue (or, past the limit, fail) active jobs whose run was lost."""
+    limit = settings.JOB_MAX_WORKER_LOST
+    requeued = []
+    for job_id, lost, attempts, errors in Job.objects.filter(
+        pk__in=list(job_ids), state=JobState.ACTIVE
+    ).values_list("id", "lost_count", "attempts_made", "errors"):
+        entry = {"attempt": attempts, "error": f"WorkerLost: {reason}", "traceback": "",
+                 "started_at": None, "failed_at": now.isoformat()}
+        history = [*(errors or []), entry]
+        if lost + 1 >= limit:
+            changed = Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
+                state=JobState.FAILED, lost_count=lost + 1, finished_at=now,
+                errors=[*history[:-1], {**entry, "error": f"worker lost {lost + 1} times"}],
+            )
+            if changed:
+                logger.error("job %s failed: worker lost %d times", job_id, lost + 1)
+            continue
+        with transaction.atomic():
+            changed = Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
+                state=JobState.WAITING, lost_count=F("lost_count") + 1,
+                attempts_made=F("attempts_made") - 1, enqueued_at=now, published_at=None,
+                errors=history,
+            )
+        if changed:
+            requeued.append(job_id)
+            logger.warning("job %s re-queued: %s", job_id, reason)
+    if requeued:
+        publish([message_for(job) for job in Job.objects.filter(pk__in=requeued)])
+    return len(requeued)
+
+
+def requeue_lost(hostname: str, exclude_ids: Iterable[str] = (), now: datetime | None = None,
+                 started_before: datetime | None = None) -> int:
+    """Called by a live worker for its own orphans (jobs no request of it holds)."""
+    now = now or timezone.now()
+    jobs = Job.objects.filter(state=JobState.ACTIVE, worker=hostname).exclude(pk__in=list(exclude_ids))
+    if started_before is not None:
+        jobs = jobs.filter(started_at__lt=started_before)
+    ids = list(jobs.values_list("id", flat=True))
+    return _lost(ids, f"the process running it on {hostname} died", now) if ids else 0
+
+
+def reconcile_active(now: datetime | None = None) -> int:
+    """Active jobs on workers that stopped beating."""
+    now = now or timezone.now()
+    live = [w.hostname for w in workers(now)]
+    cutoff = now - timedelta(seconds=WORKER_GONE_AFTER_S)
+    ids = list(
+        Job.objects.filter(state=JobState.ACTIVE, started_at__lt=cutoff)
+        .exclude(worker__in=live)
+        .values_list("id", flat=True)[:1000]
+    )
+    return _lost(ids, "its worker stopped sending heartbeats", now) if ids else 0
+
+
+def _redis_message_ids(queue: str) -> set[str] | None:
+    """Ids of messages for ``queue`` in its lists and the unacked hash; None if not scannable."""
+    with current_app.connection_for_write() as conn:
+        if conn.transport.driver_type != "redis":
+            return None
+        channel = conn.default_channel
+        client = channel.client
+        sep = channel.sep
+        keys = [queue] + [f"{queue}{sep}{p}" for p in range(1, PRIORITY_LEVELS)]
+        if sum(client.llen(key) for key in keys) > SCAN_LIMIT:
+            logger.warning("queue %s holds over %d messages; not scanned", queue, SCAN_LIMIT)
+            return None
+        queued = [item for key in keys for item in client.lrange(key, 0, -1)]
+        held = client.hvals(channel.unacked_key)  # [message, exchange, routing_key]
+        ids: set[str] = set()
+        for raw, unwrap in [(m, False) for m in queued] + [(m, True) for m in held]:
+            try:
+                message = json.loads(raw)
+                ids.add((message[0] if unwrap else message)["headers"]["id"])
+            except (ValueError, KeyError, TypeError, IndexError):
+                continue
+        return ids
+
+
+def reconcile_waiting(now: datetime | None = None, stuck_after_s: float = STUCK_AFTER_S) -> int:
+    """Re-publish waiting jobs whose message is no longer on the broker."""
+    now = now or timezone.now()
+    before = now - timedelta(seconds=stuck_after_s)
+    republished = 0
+    for queue in QueueName:
+        candidates = list(
+            Job.objects.filter(queue=queue.value, state=JobState.WAITING, published_at__lt=before)
+            .order_by("published_at")[:1000]
+        )
+        if not candidates:
+            continue
+        present = _redis_message_ids(queue.value)
+        if present is None:
+            continue
+        missing = [job for job in candidates if job.id not in present]
+        if missing:
+            logger.warning("re-publishing %d job(s) of %s with no broker message", len(missing), queue.value)
+            Job.objects.filter(pk__in=[j.id for j in missing]).update(published_at=None)
+            republished += len(publish([message_for(job) for job in missing]))
+    return republished

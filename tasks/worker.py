@@ -1,0 +1,113 @@
+"""Worker-side bookkeeping, run in each worker's main (consumer) process.
+
+A consumer bootstep that, every ``HEARTBEAT_EVERY_S``:
+- writes the worker's heartbeat (queues, concurrency, running jobs);
+- applies queue pauses from the database (cancel/add the queue's consumer),
+  so a paused queue is honoured on every host and after restarts;
+- re-queues this worker's orphans: jobs the database says are active here but
+  that no live request of this process holds (the pool child running them
+  died, or the worker restarted under the same name).
+
+Registered in ``intelgraph/celery.py``. Models are imported lazily: this
+module is loaded before Django is set up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from celery import bootsteps
+from celery.worker import state as worker_state
+
+logger = logging.getLogger("tasks.worker")
+
+
+class JobWorkerStep(bootsteps.StartStopStep):
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, consumer, **kwargs) -> None:
+        super().__init__(consumer, **kwargs)
+        self.timer_entry = None
+        self.started_at = None
+        self.own_queues: list[str] = []
+        self.cancelled: set[str] = set()
+
+    def start(self, consumer) -> None:
+        from django.utils import timezone
+
+        from tasks.control import HEARTBEAT_EVERY_S
+
+        self.started_at = self.started_at or timezone.now()
+        self.own_queues = self.own_queues or sorted(consumer.app.amqp.queues.consume_from)
+        self.cancelled = set()
+        self.tick(consumer)  # pauses apply before the first message is fetched
+        self.timer_entry = consumer.timer.call_repeatedly(HEARTBEAT_EVERY_S, self.tick, (consumer,))
+
+    def stop(self, consumer) -> None:
+        if self.timer_entry is not None:
+            self.timer_entry.cancel()
+            self.timer_entry = None
+
+    def shutdown(self, consumer) -> None:
+        self.stop(consumer)
+        try:
+            from tasks.models import WorkerHeartbeat
+
+            WorkerHeartbeat.objects.filter(hostname=consumer.hostname).delete()
+        except Exception:  # the database may be gone at shutdown
+            logger.debug("could not remove heartbeat", exc_info=True)
+
+    def tick(self, consumer) -> None:
+        from django.db import close_old_connections
+
+        try:
+            close_old_connections()
+            self.apply_pauses(consumer)
+            self.beat(consumer)
+            self.requeue_orphans(consumer)
+        except Exception:
+            logger.exception("worker bookkeeping failed; will retry")
+
+    def apply_pauses(self, consumer) -> None:
+        from tasks.control import paused_queues
+
+        paused = paused_queues() & set(self.own_queues)
+        for queue in sorted(paused - self.cancelled):
+            consumer.cancel_task_queue(queue)
+            self.cancelled.add(queue)
+            logger.warning("queue %s is paused: not consuming it", queue)
+        for queue in sorted(self.cancelled - paused):
+            consumer.add_task_queue(queue)
+            self.cancelled.discard(queue)
+            logger.warning("queue %s resumed: consuming it again", queue)
+
+    def beat(self, consumer) -> None:
+        from django.utils import timezone
+
+        from tasks.models import WorkerHeartbeat
+
+        WorkerHeartbeat.objects.update_or_create(
+            hostname=consumer.hostname,
+            defaults={
+                "pid": os.getpid(),
+                "queues": [q for q in self.own_queues if q not in self.cancelled],
+                "concurrency": consumer.pool.num_processes if consumer.pool else 0,
+                "active": len(worker_state.active_requests),
+                "started_at": self.started_at,
+                "last_seen": timezone.now(),
+            },
+        )
+
+    def requeue_orphans(self, consumer) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from tasks.reconciler import requeue_lost
+
+        # Snapshot first; jobs claimed after it (thread pools run concurrently
+        # with this timer) are excluded by the start-time bound.
+        held = {request.id for request in worker_state.reserved_requests}
+        requeue_lost(consumer.hostname, exclude_ids=held,
+                     started_before=timezone.now() - timedelta(seconds=1))
