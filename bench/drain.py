@@ -38,19 +38,44 @@ NORMAL_BROKER_PRIORITY = 2  # tasks.routing.broker_priority(JobPriority.NORMAL, 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=20000, help="jobs per system per run (default 20000)")
-    parser.add_argument("--runs", type=int, default=1, help="runs; the median is reported (default 1)")
+    parser.add_argument(
+        "--jobs", type=int, default=20000, help="jobs per system per run (default 20000)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=1, help="runs; the median is reported (default 1)"
+    )
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument("--stall", type=float, default=60.0,
-                        help="give up when the counter does not move for this many seconds (default 60)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for the workers and this process, e.g. "
-                             "DJANGO_DEBUG=false (diagnostics; repeatable)")
-    parser.add_argument("--conn-max-age", type=int, metavar="SECONDS",
-                        help="diagnostics: add ?conn_max_age=SECONDS to DATABASE_URL "
-                             "(the service ships without it: one SQLite connection per job)")
+    parser.add_argument(
+        "--stall",
+        type=float,
+        default=60.0,
+        help="give up when the counter does not move for this many seconds (default 60)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (logs, database)"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the workers and this process, e.g. "
+        "DJANGO_DEBUG=false (diagnostics; repeatable)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="diagnostics: cProfile every worker pool process into DIR (slows the drain)",
+    )
+    parser.add_argument(
+        "--conn-max-age",
+        type=int,
+        metavar="SECONDS",
+        help="diagnostics: add ?conn_max_age=SECONDS to DATABASE_URL "
+        "(the service ships without it: one SQLite connection per job)",
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.runs < 1 or args.concurrency < 1:
         parser.error("--jobs, --runs and --concurrency must be positive")
@@ -64,19 +89,44 @@ class Worker:
     """One ``celery worker`` subprocess in its own process group, logging to a file."""
 
     def __init__(self, system: str, concurrency: int, env: dict[str, str], log_path: Path) -> None:
-        module, queue = {"service": ("bench.service_app", "analytics"),
-                         "plain": ("bench.plain_app", "plain")}[system]
-        self.args = [sys.executable, "-m", "celery", "-A", module, "worker", "-Q", queue,
-                     "-n", f"bench-{system}@%h", "-c", str(concurrency), "-P", "prefork",
-                     "--without-mingle", "--without-gossip", "-l", "WARNING"]
+        module, queue = {
+            "service": ("bench.service_app", "analytics"),
+            "plain": ("bench.plain_app", "plain"),
+        }[system]
+        self.args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            module,
+            "worker",
+            "-Q",
+            queue,
+            "-n",
+            f"bench-{system}@%h",
+            "-c",
+            str(concurrency),
+            "-P",
+            "prefork",
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "WARNING",
+        ]
         self.env = env
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 (owned by the child)
-        self.process = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.args,
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
 
     def alive(self) -> bool:
@@ -138,8 +188,9 @@ def enqueue_plain(jobs: int) -> None:
 # -- drain ------------------------------------------------------------------------------
 
 
-def drain(worker: Worker, counter, key: str, jobs: int, stall_s: float,
-          timeline: list | None = None) -> float:
+def drain(
+    worker: Worker, counter, key: str, jobs: int, stall_s: float, timeline: list | None = None
+) -> float:
     """Start the worker; seconds from the counter first > 0 to the counter reaching ``jobs``.
 
     ``timeline`` gets ``[seconds since first, counter]`` about once a second.
@@ -153,7 +204,11 @@ def drain(worker: Worker, counter, key: str, jobs: int, stall_s: float,
         now = time.perf_counter()
         if value > 0 and first is None:
             first = now
-        if first is not None and timeline is not None and (now - first >= next_mark or value >= jobs):
+        if (
+            first is not None
+            and timeline is not None
+            and (now - first >= next_mark or value >= jobs)
+        ):
             timeline.append([round(now - first, 3), value])
             next_mark += 1.0
         if value >= jobs:
@@ -162,11 +217,15 @@ def drain(worker: Worker, counter, key: str, jobs: int, stall_s: float,
         if value != last_value:
             last_value, last_change = value, mono
         elif mono - last_change > stall_s:
-            raise RuntimeError(f"counter stuck at {value}/{jobs} for {stall_s:.0f}s; "
-                               f"worker log:\n{worker.log_tail()}")
+            raise RuntimeError(
+                f"counter stuck at {value}/{jobs} for {stall_s:.0f}s; "
+                f"worker log:\n{worker.log_tail()}"
+            )
         if not worker.alive():
-            raise RuntimeError(f"worker exited ({worker.process.returncode}) at {value}/{jobs}; "
-                               f"worker log:\n{worker.log_tail()}")
+            raise RuntimeError(
+                f"worker exited ({worker.process.returncode}) at {value}/{jobs}; "
+                f"worker log:\n{worker.log_tail()}"
+            )
         time.sleep(POLL_S)
 
 
@@ -175,7 +234,9 @@ def verify_service(jobs: int) -> None:
 
     from tasks.models import Job
 
-    states = dict(Job.objects.filter(name="bench-noop").values_list("state").annotate(n=Count("id")))
+    states = dict(
+        Job.objects.filter(name="bench-noop").values_list("state").annotate(n=Count("id"))
+    )
     if states != {"completed": jobs}:
         raise RuntimeError(f"expected {jobs} completed job rows, found {states}")
 
@@ -210,6 +271,10 @@ def one(system: str, run: int, args, env, tmp: Path, broker, counter) -> dict:
 
         connections.close_all()  # hold no SQLite connection while the worker writes
 
+    if system == "plain":
+        # No Django at all: with DJANGO_SETTINGS_MODULE set, Celery's Django fixup
+        # would load Django in the plain worker and close connections around every task.
+        env = {k: v for k, v in env.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
     worker = Worker(system, args.concurrency, env, tmp / f"worker-{system}-{run}.log")
     timeline: list = []
     try:
@@ -238,12 +303,14 @@ def one(system: str, run: int, args, env, tmp: Path, broker, counter) -> dict:
 
 
 def summarize(results: dict[str, list[dict]]) -> dict[str, dict]:
-    return {system: {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "timeline"}
-            for system, runs in results.items()}
+    return {
+        system: {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "timeline"}
+        for system, runs in results.items()
+    }
 
 
 def print_table(jobs: int, runs: int, summary: dict[str, dict]) -> None:
-    label = "median of %d runs" % runs if runs > 1 else "1 run"
+    label = f"median of {runs} runs" if runs > 1 else "1 run"
     print()
     print(f"Drain of {jobs} no-op jobs ({label})")
     header = f"{'system':<8} {'jobs':>7} {'drain s':>9} {'jobs/s':>9}   {'enqueue s':>9} {'enqueue jobs/s':>14}"
@@ -251,11 +318,35 @@ def print_table(jobs: int, runs: int, summary: dict[str, dict]) -> None:
     print("-" * len(header))
     for system in SYSTEMS:
         s = summary[system]
-        print(f"{system:<8} {jobs:>7} {s['drain_s']:>9.2f} {s['drain_rate']:>9.0f}   "
-              f"{s['enqueue_s']:>9.2f} {s['enqueue_rate']:>14.0f}")
+        print(
+            f"{system:<8} {jobs:>7} {s['drain_s']:>9.2f} {s['drain_rate']:>9.0f}   "
+            f"{s['enqueue_s']:>9.2f} {s['enqueue_rate']:>14.0f}"
+        )
     ratio = summary["service"]["drain_rate"] / summary["plain"]["drain_rate"]
     eratio = summary["service"]["enqueue_rate"] / summary["plain"]["enqueue_rate"]
     print(f"ratio service/plain: drain {ratio:.3f}   (enqueue {eratio:.3f})")
+
+
+def code_version() -> str:
+    """``git describe``-like: the commit, plus ``-dirty`` when the working tree has changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,19 +358,29 @@ def main(argv: list[str] | None = None) -> int:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "settings.dev",
         "DATABASE_URL": f"sqlite:///{db_path}"
-                        + (f"?conn_max_age={args.conn_max_age}" if args.conn_max_age is not None else ""),
+        + (f"?conn_max_age={args.conn_max_age}" if args.conn_max_age is not None else ""),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         **dict(item.split("=", 1) for item in args.env),
     }
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        env["BENCH_PROFILE_DIR"] = str(args.profile.resolve())
     try:
         server.start()
-        env.update(REDIS_URL=server.url(1), BENCH_BROKER_URL=server.url(1),
-                   BENCH_COUNTER_URL=server.url(0))
+        env.update(
+            REDIS_URL=server.url(1), BENCH_BROKER_URL=server.url(1), BENCH_COUNTER_URL=server.url(0)
+        )
         env.pop("CELERY_BROKER_URL", None)  # would win over REDIS_URL in the service
         os.environ.pop("CELERY_BROKER_URL", None)
         os.environ.update(env)
-        print(f"server: {server.binary} on port {server.port}; database: {db_path}", flush=True)
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+        version = code_version()
+        print(
+            f"code {version}; server {server.binary} on port {server.port}; database {db_path}",
+            flush=True,
+        )
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+        )
 
         import redis
 
@@ -292,14 +393,18 @@ def main(argv: list[str] | None = None) -> int:
             for system in SYSTEMS:
                 r = one(system, run, args, env, tmp, broker, counter)
                 results[system].append(r)
-                print(f"run {run}/{args.runs} {system:<7}: enqueue {r['enqueue_s']:.2f}s "
-                      f"({r['enqueue_rate']:.0f}/s), drain {r['drain_s']:.2f}s "
-                      f"({r['drain_rate']:.0f}/s)", flush=True)
+                print(
+                    f"run {run}/{args.runs} {system:<7}: enqueue {r['enqueue_s']:.2f}s "
+                    f"({r['enqueue_rate']:.0f}/s), drain {r['drain_s']:.2f}s "
+                    f"({r['drain_rate']:.0f}/s)",
+                    flush=True,
+                )
 
         summary = summarize(results)
         print_table(args.jobs, args.runs, summary)
         if args.json:
             payload = {
+                "code": version,
                 "jobs": args.jobs,
                 "runs": args.runs,
                 "concurrency": args.concurrency,
@@ -311,10 +416,10 @@ def main(argv: list[str] | None = None) -> int:
                 "conn_max_age": args.conn_max_age,
                 "results": results,
                 "median": summary,
-                "ratio_drain_service_over_plain":
-                    summary["service"]["drain_rate"] / summary["plain"]["drain_rate"],
-                "ratio_enqueue_service_over_plain":
-                    summary["service"]["enqueue_rate"] / summary["plain"]["enqueue_rate"],
+                "ratio_drain_service_over_plain": summary["service"]["drain_rate"]
+                / summary["plain"]["drain_rate"],
+                "ratio_enqueue_service_over_plain": summary["service"]["enqueue_rate"]
+                / summary["plain"]["enqueue_rate"],
             }
             args.json.write_text(json.dumps(payload, indent=2) + "\n")
             print(f"wrote {args.json}")

@@ -17,7 +17,13 @@ import os
 from celery import Celery
 from kombu import Exchange, Queue
 
-PRIORITY_LEVELS = 5  # = tasks.config.PRIORITY_LEVELS; copied so this module stays independent of the service
+from bench import profiling
+
+profiling.install("plain")
+
+PRIORITY_LEVELS = (
+    5  # = tasks.config.PRIORITY_LEVELS; copied so this module stays independent of the service
+)
 COUNTER_KEY = "bench:counter"
 QUEUE = "plain"
 
@@ -26,7 +32,8 @@ QUEUE = "plain"
 app = Celery("plain", set_as_current=False)
 _exchange = Exchange("plain", type="direct")
 app.conf.update(
-    broker_url=os.environ.get("BENCH_BROKER_URL") or os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/1"),
+    broker_url=os.environ.get("BENCH_BROKER_URL")
+    or os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/1"),
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],
@@ -43,8 +50,13 @@ app.conf.update(
     task_track_started=False,
     worker_hijack_root_logger=False,
     task_queues=(
-        Queue(QUEUE, _exchange, routing_key=QUEUE, durable=True,
-              queue_arguments={"x-max-priority": PRIORITY_LEVELS}),
+        Queue(
+            QUEUE,
+            _exchange,
+            routing_key=QUEUE,
+            durable=True,
+            queue_arguments={"x-max-priority": PRIORITY_LEVELS},
+        ),
     ),
     task_create_missing_queues=False,
     task_default_queue=QUEUE,
@@ -67,8 +79,12 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     broker_heartbeat=10,
     task_publish_retry=True,
-    task_publish_retry_policy={"max_retries": 1, "interval_start": 0,
-                               "interval_step": 0.2, "interval_max": 0.2},
+    task_publish_retry_policy={
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.2,
+    },
 )
 
 _counter = None

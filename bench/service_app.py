@@ -15,10 +15,13 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
 django.setup()
 
+from bench import profiling  # noqa: E402
 from intelgraph.celery import app  # noqa: E402
 from tasks.config import QueueName  # noqa: E402
 from tasks.context import JobContext  # noqa: E402
 from tasks.registry import processor  # noqa: E402
+
+profiling.install("service")
 
 COUNTER_KEY = "bench:counter"
 _counter = None

@@ -108,3 +108,9 @@ LOGGING = {
 
 # A job whose worker dies under it this many times is failed ("poison job").
 JOB_MAX_WORKER_LOST = env.int("JOB_MAX_WORKER_LOST", default=3)
+# A worker silent this long is gone: its active jobs are re-queued.
+JOB_WORKER_GONE_AFTER_S = env.float("JOB_WORKER_GONE_AFTER", default=15.0)
+# A waiting job published this long ago with no broker message is re-published.
+JOB_STUCK_AFTER_S = env.float("JOB_STUCK_AFTER", default=60.0)
+# How often the promoter runs the reconciler.
+JOB_RECONCILE_EVERY_S = env.float("JOB_RECONCILE_EVERY", default=5.0)

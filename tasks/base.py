@@ -124,8 +124,7 @@ class JobTask(DjangoTask):
     def _execute(self, job_id: str, worker: str, data: dict) -> None:
         won = lifecycle.claim(job_id, worker)
         if won is None:
-            logger.info("job %s delivered but not waiting (duplicate, cancelled or removed): skipped",
-                        job_id, extra=self._extra(job_id))
+            self._skip(job_id)
             return None
         job = JobContext(id=job_id, queue=self.queue_name.value, name=self.job_name, data=data,
                          attempts_made=won.attempts_made, max_attempts=won.max_attempts)
@@ -144,6 +143,17 @@ class JobTask(DjangoTask):
         lifecycle.complete(job_id, _jsonable(result))
         logger.info("job %s completed", job_id, extra=self._extra(job_id))
         return None
+
+    def _skip(self, job_id: str) -> None:
+        """A delivery that must not run: a duplicate, a cancelled job, or a foreign message."""
+        from tasks.models import Job
+        from tasks.worker import record_rejected
+
+        if Job.objects.filter(pk=job_id).exists():
+            logger.info("job %s delivered but not waiting (duplicate or cancelled): skipped",
+                        job_id, extra=self._extra(job_id))
+        else:
+            record_rejected("no-job-record", self.request, f"task {self.name} id {job_id}")
 
     def _fail(self, job: JobContext, won: lifecycle.Claim, exc: Exception, started: datetime) -> None:
         now = timezone.now()

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from tasks.config import QueueName
 from tasks.models import Lease, QueueControl, WorkerHeartbeat
 from tasks.routing import parse_queue
 
-#: Workers beat every HEARTBEAT_EVERY_S; one silent for WORKER_GONE_AFTER_S is gone.
+#: Workers beat every HEARTBEAT_EVERY_S; one silent for ``JOB_WORKER_GONE_AFTER_S`` is gone.
 HEARTBEAT_EVERY_S = 2.0
-WORKER_GONE_AFTER_S = 15.0
 #: The lease the active promoter holds; its heartbeat is the promoter's last tick.
 PROMOTER_LEASE = "promoter"
 
@@ -43,7 +43,7 @@ def paused_queues() -> set[str]:
 
 def workers(now: datetime | None = None) -> list[WorkerHeartbeat]:
     """Workers that beat recently."""
-    cutoff = (now or timezone.now()) - timedelta(seconds=WORKER_GONE_AFTER_S)
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.JOB_WORKER_GONE_AFTER_S)
     return list(WorkerHeartbeat.objects.filter(last_seen__gte=cutoff).order_by("hostname"))
 
 
@@ -57,7 +57,7 @@ def consumers(now: datetime | None = None) -> dict[str, list[str]]:
 
 
 def gone_workers(now: datetime | None = None) -> list[str]:
-    cutoff = (now or timezone.now()) - timedelta(seconds=WORKER_GONE_AFTER_S)
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.JOB_WORKER_GONE_AFTER_S)
     return list(WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).values_list("hostname", flat=True))
 
 

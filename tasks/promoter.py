@@ -30,7 +30,6 @@ logger = logging.getLogger("tasks.promoter")
 LEASE_TTL_S = 10.0
 BATCH_SIZE = 1000
 RETENTION_EVERY_S = 60.0
-RECONCILE_EVERY_S = 5.0
 
 
 def holder_id() -> str:
@@ -93,7 +92,7 @@ def run_forever(stop: callable, interval_s: float | None = None) -> None:
                     active = True
                 moved = promote_due()
                 relay_unpublished()
-                if time.monotonic() - last_reconcile > RECONCILE_EVERY_S:
+                if time.monotonic() - last_reconcile > settings.JOB_RECONCILE_EVERY_S:
                     reconcile_active()
                     reconcile_waiting()
                     last_reconcile = time.monotonic()

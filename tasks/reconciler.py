@@ -24,14 +24,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from tasks.config import PRIORITY_LEVELS, QueueName
-from tasks.control import WORKER_GONE_AFTER_S, workers
+from tasks.control import workers
 from tasks.models import Job, JobState
 from tasks.publishing import message_for, publish
 
 logger = logging.getLogger("tasks.reconciler")
 
-#: A waiting job published this long ago and absent from the broker is re-published.
-STUCK_AFTER_S = 60.0
 #: Beyond this many queued messages the broker is not scanned (too costly); logged.
 SCAN_LIMIT = 50_000
 
@@ -83,7 +81,7 @@ def reconcile_active(now: datetime | None = None) -> int:
     """Active jobs on workers that stopped beating."""
     now = now or timezone.now()
     live = [w.hostname for w in workers(now)]
-    cutoff = now - timedelta(seconds=WORKER_GONE_AFTER_S)
+    cutoff = now - timedelta(seconds=settings.JOB_WORKER_GONE_AFTER_S)
     ids = list(
         Job.objects.filter(state=JobState.ACTIVE, started_at__lt=cutoff)
         .exclude(worker__in=live)
@@ -116,9 +114,10 @@ def _redis_message_ids(queue: str) -> set[str] | None:
         return ids
 
 
-def reconcile_waiting(now: datetime | None = None, stuck_after_s: float = STUCK_AFTER_S) -> int:
+def reconcile_waiting(now: datetime | None = None, stuck_after_s: float | None = None) -> int:
     """Re-publish waiting jobs whose message is no longer on the broker."""
     now = now or timezone.now()
+    stuck_after_s = settings.JOB_STUCK_AFTER_S if stuck_after_s is None else stuck_after_s
     before = now - timedelta(seconds=stuck_after_s)
     republished = 0
     for queue in QueueName:

@@ -17,10 +17,47 @@ from __future__ import annotations
 import logging
 import os
 
-from celery import bootsteps
+from celery import bootsteps, signals
 from celery.worker import state as worker_state
 
 logger = logging.getLogger("tasks.worker")
+
+
+def record_rejected(reason: str, message, detail: str = "") -> None:
+    """Count and log a message that was not executed (foreign, undecodable, unknown)."""
+    from tasks.models import RejectedMessage
+
+    queue = ""
+    try:
+        queue = (message.delivery_info or {}).get("routing_key") or ""
+    except Exception:  # a message too broken to describe
+        pass
+    logger.error("rejected message on %r: %s %s", queue, reason, detail[:200])
+    try:
+        RejectedMessage.objects.create(queue=queue[:64], reason=reason, detail=detail[:2000])
+    except Exception:
+        logger.exception("could not record a rejected message")
+
+
+def _guarded(strategy, consumer):
+    def guarded(message, payload, ack, reject, callbacks, *args, **kwargs):
+        try:
+            return strategy(message, payload, ack, reject, callbacks, *args, **kwargs)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+            consumer.on_invalid_task(payload, message, exc)
+
+    guarded.__wrapped__ = strategy
+    return guarded
+
+
+@signals.task_unknown.connect
+def _on_unknown_task(sender=None, message=None, exc=None, name=None, id=None, **kwargs) -> None:
+    record_rejected("unknown-task", message, f"task {name!r} id {id!r}")
+
+
+@signals.task_rejected.connect
+def _on_rejected(sender=None, message=None, exc=None, **kwargs) -> None:
+    record_rejected("invalid" if exc else "not-a-task", message, repr(exc) if exc else "")
 
 
 class JobWorkerStep(bootsteps.StartStopStep):
@@ -41,8 +78,28 @@ class JobWorkerStep(bootsteps.StartStopStep):
         self.started_at = self.started_at or timezone.now()
         self.own_queues = self.own_queues or sorted(consumer.app.amqp.queues.consume_from)
         self.cancelled = set()
+        self.count_decode_errors(consumer)
+        self.guard_strategies(consumer)
         self.tick(consumer)  # pauses apply before the first message is fetched
         self.timer_entry = consumer.timer.call_repeatedly(HEARTBEAT_EVERY_S, self.tick, (consumer,))
+
+    def count_decode_errors(self, consumer) -> None:
+        """Garbage bytes: Celery logs and acks them; we also count them."""
+        original = type(consumer).on_decode_error.__get__(consumer)
+
+        def on_decode_error(message, exc) -> None:
+            record_rejected("undecodable", message, f"{type(exc).__name__}: {exc}")
+            original(message, exc)
+
+        consumer.on_decode_error = on_decode_error
+        consumer.task_consumer.on_decode_error = on_decode_error
+
+    def guard_strategies(self, consumer) -> None:
+        """A body of the wrong shape (e.g. ``{}`` instead of ``[args, kwargs, embed]``)
+        makes Celery's strategy raise ValueError/TypeError, which stops the whole
+        worker ("Unrecoverable error"). Reject such a message instead."""
+        for name, strategy in list(consumer.strategies.items()):
+            consumer.strategies[name] = _guarded(strategy, consumer)
 
     def stop(self, consumer) -> None:
         if self.timer_entry is not None:

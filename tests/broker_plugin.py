@@ -32,9 +32,15 @@ def pytest_load_initial_conftests(early_config, parser, args) -> None:
     from intelgraph.bundled_redis import BundledRedis
 
     _data_dir = Path(tempfile.mkdtemp(prefix="intelgraph-test-redis-"))
-    _server = BundledRedis(_data_dir, appendonly=False, prefer_system=True)
+    # AOF on, as in production: the reliability tests kill -9 and restart it.
+    _server = BundledRedis(_data_dir, appendonly=True, prefer_system=True)
     _server.start()
     os.environ["TEST_BROKER_URL"] = _server.url(db=1)
+
+
+def private_server():
+    """The session's private server (None when ``TEST_BROKER_URL`` named another broker)."""
+    return _server
 
 
 def pytest_unconfigure(config) -> None:

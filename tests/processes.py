@@ -112,6 +112,10 @@ def base_env(broker_url: str, tmp: Path, **extra: str) -> dict[str, str]:
         "EMAIL_FILE_PATH": str(tmp / "mail"),
         "PYTHONUNBUFFERED": "1",
         "JOB_PROMOTER_INTERVAL": "0.05",
+        "JOB_RELAY_GRACE": "1",
+        "JOB_WORKER_GONE_AFTER": "5",
+        "JOB_STUCK_AFTER": "3",
+        "JOB_RECONCILE_EVERY": "1",
     }
     env.update({k: str(v) for k, v in extra.items()})
     return env
@@ -135,7 +139,7 @@ def promoter(broker_url: str, tmp: Path, name: str = "promoter", **env: str) -> 
 
 def beat(broker_url: str, tmp: Path, name: str = "beat", **env: str) -> ServiceProcess:
     args = [CELERY, "-A", "intelgraph", "beat", "-S",
-            "django_celery_beat.schedulers:DatabaseScheduler", "-l", "DEBUG",
+            "tasks.beat:ExactlyOnceScheduler", "-l", "DEBUG",
             "--pidfile=", "-s", str(tmp / f"{name}-schedule")]
     return ServiceProcess(args, base_env(broker_url, tmp, **env), tmp / f"{name}.log",
                           ready_text="beat: Starting")

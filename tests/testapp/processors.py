@@ -72,3 +72,19 @@ def fails_first_runs(job: JobContext, key: str, fail_runs: int = 1) -> str:
     if Execution.objects.filter(key=key).count() <= fail_runs:
         raise TransientJobError("not yet")
     return "ok"
+
+
+@processor(QueueName.ANALYTICS, "suicide")
+def suicide(job: JobContext, key: str) -> None:
+    """Kills the process running it: a poison job."""
+    _record(job, key)
+    os.kill(os.getpid(), 9)
+
+
+@processor(QueueName.ANALYTICS, "slow")
+def slow(job: JobContext, key: str, seconds: float = 3.0) -> dict:
+    """Logs its pid, sleeps, then writes the ledger: a kill mid-sleep leaves no ledger row."""
+    job.log(f"pid {os.getpid()}")
+    time.sleep(seconds)
+    _record(job, key)
+    return {"key": key}

@@ -1,0 +1,74 @@
+"""Cron exactly once: two beat processes, and a beat killed and restarted."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from datetime import datetime
+
+import pytest
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from tasks.models import Job
+from tests import processes
+from tests.processes import wait_for
+from tests.testapp.models import Execution
+
+
+def _schedule(name: str, every: int) -> None:
+    interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name=name, task="analytics.record-analytics", interval=interval,
+                                kwargs=json.dumps({"key": name}))
+
+
+def _firings(name: str) -> list[datetime]:
+    prefix = f"cron:{name}:"
+    ids = Job.objects.filter(pk__startswith=prefix).values_list("id", flat=True)
+    return sorted(datetime.strptime(i[len(prefix):], "%Y-%m-%dT%H:%M:%SZ") for i in ids)
+
+
+@pytest.fixture
+def beats(service, live_broker, tmp_path):
+    started = []
+
+    def start(name: str) -> processes.ServiceProcess:
+        proc = processes.beat(live_broker, tmp_path, name, BEAT_MAX_LOOP_INTERVAL="1").start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def test_two_beats_at_once_fire_each_schedule_once(beats):
+    _schedule("two-beats", every=2)
+    beats("beat-a")
+    beats("beat-b")
+    started = time.monotonic()
+    wait_for(lambda: len(_firings("two-beats")) >= 5, 30, message="5 firings")
+    elapsed = time.monotonic() - started
+    time.sleep(1)
+    firings = _firings("two-beats")
+    gaps = {(b - a).total_seconds() for a, b in zip(firings, firings[1:], strict=False)}
+    assert gaps == {2.0}, firings  # one job per 2-second firing, none doubled or skipped
+    assert len(firings) <= elapsed / 2 + 2
+    wait_for(lambda: Execution.objects.filter(key="two-beats").count() >= len(firings), 20,
+             message="the fired jobs to run")
+    assert Execution.objects.filter(key="two-beats").count() == Job.objects.filter(
+        pk__startswith="cron:two-beats:").count()
+
+
+def test_beat_killed_and_restarted_neither_skips_nor_repeats(beats):
+    _schedule("restarted", every=4)
+    first = beats("beat-1")
+    wait_for(lambda: len(_firings("restarted")) >= 2, 30, message="2 firings")
+    first.signal(signal.SIGKILL)
+    first.process.wait(10)
+    beats("beat-2")
+    count = len(_firings("restarted"))
+    wait_for(lambda: len(_firings("restarted")) >= count + 2, 30, message="firings after restart")
+    firings = _firings("restarted")
+    gaps = [(b - a).total_seconds() for a, b in zip(firings, firings[1:], strict=False)]
+    assert set(gaps) == {4.0}, firings

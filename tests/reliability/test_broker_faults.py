@@ -1,0 +1,89 @@
+"""The broker dies or the enqueuing process dies: committed jobs still run, once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tasks.models import Job
+from tasks.queues import QueueName, add_job
+from tests import broker_plugin, processes
+from tests.integration.helpers import wait_state
+from tests.processes import wait_for
+from tests.testapp.models import Execution
+
+
+@pytest.fixture
+def private_redis(service):
+    server = broker_plugin.private_server()
+    if server is None:
+        pytest.skip("TEST_BROKER_URL names an external broker; these tests kill -9 the private one")
+    yield server
+    if server.process.poll() is not None:
+        server.start()
+
+
+def _enqueuer(tmp_path: Path, broker_url: str, *args: str) -> subprocess.Popen:
+    env = processes.base_env(broker_url, tmp_path)
+    return subprocess.Popen([sys.executable, "-m", "tests.reliability.enqueuer", *args],
+                            env=env, cwd=processes.BASE_DIR, stderr=subprocess.PIPE)
+
+
+def _committed(path: Path) -> list[tuple[str, float]]:
+    if not path.exists():
+        return []
+    return [(line.split()[0], float(line.split()[1])) for line in path.read_text().splitlines()
+            if line.strip()]
+
+
+def test_broker_down_at_enqueue_returns_fast_and_runs_later(private_redis):
+    private_redis.kill()
+    try:
+        started = time.monotonic()
+        job_id = add_job(QueueName.ANALYTICS, "record-analytics", {"key": "while-down"})
+        elapsed = time.monotonic() - started
+        assert elapsed < 2.0, f"add_job blocked {elapsed:.2f}s with the broker down"
+        job = Job.objects.get(pk=job_id)
+        assert job.state == "waiting" and job.published_at is None
+    finally:
+        private_redis.start()
+    wait_state(job_id, "completed", timeout=60)
+    time.sleep(2)
+    assert Execution.objects.filter(key="while-down").count() == 1
+
+
+def test_crash_between_commit_and_publish_is_relayed(service, live_broker, tmp_path):
+    out = tmp_path / "ids.txt"
+    proc = _enqueuer(tmp_path, live_broker, "--die-after-commit", "--key", "crash", "--out", str(out))
+    proc.wait(60)
+    assert proc.returncode == -9, proc.stderr.read().decode()[-2000:]
+    [(job_id, _)] = _committed(out)
+    assert Job.objects.get(pk=job_id).published_at is None  # it died before publishing
+    job = wait_state(job_id, "completed", timeout=30)
+    assert job.published_at is not None
+    assert Execution.objects.filter(key="crash0").count() == 1
+
+
+def test_redis_killed_during_a_burst_of_1000_enqueues_loses_nothing(private_redis, live_broker, tmp_path):
+    out = tmp_path / "ids.txt"
+    proc = _enqueuer(tmp_path, live_broker, "--count", "1000", "--key", "burst", "--out", str(out))
+    wait_for(lambda: len(_committed(out)) >= 300 or proc.poll() is not None, 60,
+             message="300 commits")
+    private_redis.kill()
+    time.sleep(1.0)
+    private_redis.start()
+    proc.wait(120)
+    assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+    committed = _committed(out)
+    assert len(committed) == 1000
+    assert max(seconds for _, seconds in committed) < 2.0  # no enqueue blocked on the dead broker
+    ids = [job_id for job_id, _ in committed]
+    wait_for(lambda: Job.objects.filter(pk__in=ids, state="completed").count() == 1000, 120,
+             message="all 1000 committed jobs to complete")
+    time.sleep(2)
+    runs = Execution.objects.filter(key__startswith="burst").count()
+    assert runs == 1000, f"{runs} executions for 1000 jobs"

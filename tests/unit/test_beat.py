@@ -1,0 +1,59 @@
+"""Firing times: the same for every beat process, and the DST rule in docs."""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from celery import schedules
+from django_celery_beat.tzcrontab import TzAwareCrontab
+
+from tasks.beat import firing_job_id, firing_time
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def simulate(start: datetime, hours: int, step_s: int = 30) -> list[datetime]:
+    """Run a 02:30 Europe/Berlin crontab on a simulated clock; return nominal fire times."""
+    clock = [start]
+    cron = TzAwareCrontab(minute="30", hour="2", tz=BERLIN)
+    cron.nowfun = lambda: clock[0].astimezone(BERLIN)
+    last = start
+    fired = []
+    t = start
+    while t < start + timedelta(hours=hours):
+        clock[0] = t
+        due, _ = cron.is_due(last.astimezone(BERLIN))
+        if due:
+            fired.append(firing_time(cron, last.astimezone(BERLIN), t.astimezone(BERLIN)))
+            last = t
+        t += timedelta(seconds=step_s)
+    return fired
+
+
+def test_spring_forward_runs_once_at_the_old_offset_instant():
+    fired = simulate(datetime(2026, 3, 28, 12, tzinfo=UTC), 48)
+    local = [f.astimezone(BERLIN).strftime("%Y-%m-%d %H:%M %Z") for f in fired]
+    assert local == ["2026-03-29 03:30 CEST", "2026-03-30 02:30 CEST"]
+
+
+def test_fall_back_runs_once_at_the_first_occurrence():
+    fired = simulate(datetime(2026, 10, 24, 12, tzinfo=UTC), 48)
+    local = [f.astimezone(BERLIN).strftime("%Y-%m-%d %H:%M %Z") for f in fired]
+    assert local == ["2026-10-25 02:30 CEST", "2026-10-26 02:30 CET"]
+
+
+def test_two_beats_with_different_last_runs_name_the_same_cron_firing():
+    cron = schedules.crontab(minute="*/5")
+    cron.nowfun = lambda: datetime(2026, 11, 28, 10, 5, 20, tzinfo=UTC)
+    now = datetime(2026, 11, 28, 10, 5, 20, tzinfo=UTC)
+    a = firing_time(cron, datetime(2026, 11, 28, 10, 0, 1, tzinfo=UTC), now)
+    b = firing_time(cron, datetime(2026, 11, 28, 10, 0, 40, tzinfo=UTC), now + timedelta(seconds=3))
+    assert a == b == datetime(2026, 11, 28, 10, 5, tzinfo=UTC)
+    assert firing_job_id("daily-cleanup", a) == "cron:daily-cleanup:2026-11-28T10:05:00Z"
+
+
+def test_interval_firings_fall_in_epoch_aligned_buckets():
+    every = schedules.schedule(timedelta(seconds=10))
+    t0 = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)
+    assert firing_time(every, t0, t0 + timedelta(seconds=3)) == t0
+    assert firing_time(every, t0, t0 + timedelta(seconds=9.9)) == t0
+    assert firing_time(every, t0, t0 + timedelta(seconds=10.1)) == t0 + timedelta(seconds=10)
