@@ -1,0 +1,1 @@
+"""The queue dashboard at ``/queues/``: overview, listings, job pages, actions, health."""

@@ -1,0 +1,90 @@
+/* The dashboard's small amount of JavaScript: refresh counts, draw the chart, follow a job. */
+"use strict";
+const Dashboard = (() => {
+  const getJSON = (url) => fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}})
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`${url}: ${r.status}`))));
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) return "";
+    let s = Math.floor(seconds);
+    const d = Math.floor(s / 86400); s -= d * 86400;
+    const h = Math.floor(s / 3600); s -= h * 3600;
+    const m = Math.floor(s / 60); s -= m * 60;
+    const two = (n) => String(n).padStart(2, "0");
+    if (d) return `${d}d ${two(h)}h`;
+    if (h) return `${h}h ${two(m)}m`;
+    if (m) return `${m}m ${two(s)}s`;
+    return `${s}s`;
+  }
+
+  function overview(everyMs = 5000) {
+    const table = document.getElementById("overview");
+    if (!table) return;
+    const refresh = () => getJSON(table.dataset.countsUrl).then((data) => {
+      for (const q of data.queues) {
+        for (const [state, count] of Object.entries(q.counts)) {
+          const cell = table.querySelector(`[data-count="${q.name}:${state}"]`);
+          if (cell && cell.textContent !== count.text) cell.textContent = count.text;
+        }
+        const oldest = table.querySelector(`[data-oldest="${q.name}"]`);
+        if (oldest) oldest.textContent = duration(q.oldest_waiting_age_s);
+        const consumers = table.querySelector(`[data-consumers="${q.name}"]`);
+        if (consumers) consumers.textContent = q.consumers.length ? q.consumers.join(", ") : "none";
+        const paused = table.querySelector(`[data-paused="${q.name}"]`);
+        if (paused) {
+          paused.textContent = q.paused ? "paused" : "running";
+          paused.className = `badge ${q.paused ? "paused" : "running"}`;
+        }
+      }
+      const at = document.getElementById("refreshed-at");
+      if (at) at.textContent = new Date(data.at).toLocaleTimeString();
+    }).catch((err) => console.warn("count refresh failed", err));
+    setInterval(refresh, everyMs);
+    refresh();
+  }
+
+  function chart(canvas) {
+    if (!canvas || typeof Chart === "undefined") return;
+    let window_ = "1h";
+    let drawn = null;
+    const draw = () => {
+      const url = `${canvas.dataset.chartUrl}?window=${window_}`;
+      getJSON(url).then((s) => {
+        const labels = s.minutes.map((m) => {
+          const d = new Date(m);
+          return window_ === "1h" ? d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"})
+            : d.toLocaleString([], {weekday: "short", hour: "2-digit", minute: "2-digit"});
+        });
+        const datasets = [
+          {label: "completed / min", data: s.completed, borderColor: "#2f855a", backgroundColor: "rgba(47,133,90,.15)", fill: true, pointRadius: 0, tension: 0.2},
+          {label: "failed / min", data: s.failed, borderColor: "#c53030", backgroundColor: "rgba(197,48,48,.15)", fill: true, pointRadius: 0, tension: 0.2},
+        ];
+        if (drawn) { drawn.data.labels = labels; drawn.data.datasets = datasets; drawn.update("none"); return; }
+        drawn = new Chart(canvas, {type: "line", data: {labels, datasets},
+          options: {animation: false, interaction: {mode: "index", intersect: false},
+            scales: {y: {beginAtZero: true, ticks: {precision: 0}}, x: {ticks: {maxTicksLimit: 12}}}}});
+      }).catch((err) => console.warn("chart refresh failed", err));
+    };
+    document.querySelectorAll("[data-window]").forEach((button) => button.addEventListener("click", () => {
+      window_ = button.dataset.window;
+      document.querySelectorAll("[data-window]").forEach((b) => b.classList.toggle("on", b === button));
+      draw();
+    }));
+    setInterval(draw, 30000);
+    draw();
+  }
+
+  function jobPage(badge, everyMs = 1000) {
+    if (!badge) return;
+    const initial = badge.dataset.state;
+    const follow = () => getJSON(badge.dataset.statusUrl).then((s) => {
+      // A new state brings a new history, result or error: show the whole page afresh.
+      if (s.state !== initial) { window.location.reload(); return; }
+      const progress = document.querySelector("#job-progress progress");
+      if (progress && typeof s.progress === "number") progress.value = s.progress;
+    }).catch(() => {});
+    setInterval(follow, everyMs);
+  }
+
+  return {overview, chart, jobPage, duration};
+})();
