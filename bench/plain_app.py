@@ -3,8 +3,9 @@
 No Django. Mirrors ``settings/celery.py``: JSON only, late acks with
 reject-on-worker-lost, prefetch 1, task events on, the same Redis transport
 options (priority steps 0..4, ``:`` separator, priority order), no result
-backend. One task, ``plain.noop``, doing the same Redis INCR as the service's
-``analytics.bench-noop``, routed to the queue ``plain``.
+backend. The tasks ``plain.noop``, ``plain.sleep`` and ``plain.probe`` run the
+same bodies (``bench/probes.py``) as the service's ``analytics.bench-*``
+processors, on the queue ``plain``.
 
 Worker: ``celery -A bench.plain_app worker -Q plain -c 2 -P prefork
 --without-mingle --without-gossip -l WARNING``.
@@ -17,14 +18,13 @@ import os
 from celery import Celery
 from kombu import Exchange, Queue
 
-from bench import profiling
+from bench import probes, profiling
 
 profiling.install("plain")
 
 PRIORITY_LEVELS = (
     5  # = tasks.config.PRIORITY_LEVELS; copied so this module stays independent of the service
 )
-COUNTER_KEY = "bench:counter"
 QUEUE = "plain"
 
 # set_as_current=False: drain.py imports both apps in one process, and the
@@ -87,19 +87,23 @@ app.conf.update(
     },
 )
 
-_counter = None
-
-
-def counter_client():
-    global _counter
-    if _counter is None:
-        import redis
-
-        _counter = redis.Redis.from_url(os.environ["BENCH_COUNTER_URL"])
-    return _counter
-
-
 # Same time limits as the service's analytics preset (tasks.config.QUEUE_PRESETS).
-@app.task(name="plain.noop", soft_time_limit=900, time_limit=960)
+LIMITS = {"soft_time_limit": 900, "time_limit": 960}
+
+
+@app.task(name="plain.noop", **LIMITS)
 def noop() -> None:
-    counter_client().incr(COUNTER_KEY)
+    probes.noop()
+
+
+@app.task(name="plain.sleep", **LIMITS)
+def sleep(ms: float) -> None:
+    probes.sleep(ms)
+
+
+@app.task(name="plain.probe", **LIMITS)
+def probe(t0: float, kind: str) -> None:
+    probes.probe_started(t0, kind)
+
+
+probes.connect_postrun(probe.name)

@@ -1,9 +1,8 @@
-"""The service's Celery app plus one no-op processor, for ``bench/drain.py``.
+"""The service's Celery app plus the benchmark processors on the analytics queue.
 
-Worker: ``celery -A bench.service_app worker -Q analytics -c 2 -P prefork
---without-mingle --without-gossip -l WARNING``. The processor does one Redis
-INCR on ``BENCH_COUNTER_KEY`` (server from ``BENCH_COUNTER_URL``) so the
-benchmark can watch progress without touching the database.
+Worker: ``celery -A bench.service_app worker -Q analytics …``. Each processor
+calls the same body as its plain-Celery twin in ``bench/plain_app.py``
+(``bench/probes.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
 django.setup()
 
-from bench import profiling  # noqa: E402
+from bench import probes, profiling  # noqa: E402
 from intelgraph.celery import app  # noqa: E402
 from tasks.config import QueueName  # noqa: E402
 from tasks.context import JobContext  # noqa: E402
@@ -23,23 +22,22 @@ from tasks.registry import processor  # noqa: E402
 
 profiling.install("service")
 
-COUNTER_KEY = "bench:counter"
-_counter = None
-
-
-def counter_client():
-    """A Redis client on ``BENCH_COUNTER_URL``, created on first use (per process)."""
-    global _counter
-    if _counter is None:
-        import redis
-
-        _counter = redis.Redis.from_url(os.environ["BENCH_COUNTER_URL"])
-    return _counter
-
 
 @processor(QueueName.ANALYTICS, "bench-noop")
 def bench_noop(job: JobContext) -> None:
-    counter_client().incr(COUNTER_KEY)
+    probes.noop()
 
 
-__all__ = ["app", "bench_noop", "COUNTER_KEY"]
+@processor(QueueName.ANALYTICS, "bench-sleep")
+def bench_sleep(job: JobContext, ms: float) -> None:
+    probes.sleep(ms)
+
+
+@processor(QueueName.ANALYTICS, "bench-probe")
+def bench_probe(job: JobContext, t0: float, kind: str) -> None:
+    probes.probe_started(t0, kind)
+
+
+probes.connect_postrun(bench_probe.name)
+
+__all__ = ["app", "bench_noop", "bench_sleep", "bench_probe"]

@@ -1,0 +1,77 @@
+"""Run some scenarios against one database; write their figures as JSON.
+
+Started by ``bench/suite.py`` once per database, with ``DATABASE_URL``,
+``REDIS_URL``, ``BENCH_BROKER_URL`` and ``BENCH_COUNTER_URL`` in the
+environment (Django reads the database once, so one child per database).
+
+    python -m bench.child --database sqlite --scenarios throughput,latency --out f.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+SCENARIOS = ("throughput", "latency", "priority", "delayed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", required=True, help="label: sqlite or postgresql")
+    parser.add_argument("--scenarios", required=True, help=f"comma-separated: {','.join(SCENARIOS)}")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--short", action="store_true")
+    parser.add_argument("--delayed-jobs", type=int, default=None)
+    parser.add_argument("--tmp", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    import redis
+    from django.core.management import call_command
+
+    from bench import plain_app, service_app  # noqa: F401  (django.setup(), task registration)
+    from bench.context import Context
+
+    call_command("migrate", verbosity=0)
+    ctx = Context(
+        env=dict(os.environ),
+        tmp=args.tmp,
+        database=args.database,
+        short=args.short,
+        broker=redis.Redis.from_url(os.environ["BENCH_BROKER_URL"]),
+        counter=redis.Redis.from_url(os.environ["BENCH_COUNTER_URL"]),
+    )
+    results: dict = {}
+    for name in args.scenarios.split(","):
+        if name not in SCENARIOS:
+            parser.error(f"unknown scenario {name!r}; one of {', '.join(SCENARIOS)}")
+        started = time.monotonic()
+        print(f"[{args.database}] {name} …", flush=True)
+        if name == "throughput":
+            from bench import throughput
+
+            results[name] = throughput.run(ctx, args.runs)
+        elif name == "latency":
+            from bench import latency
+
+            results[name] = latency.run(ctx, args.runs)
+        elif name == "priority":
+            from bench import priority
+
+            results[name] = priority.run(ctx, args.runs)
+        elif name == "delayed":
+            from bench import delayed
+
+            results[name] = delayed.run(ctx, args.delayed_jobs)
+        results[name]["wall_s"] = round(time.monotonic() - started, 1)
+        ctx.results = results
+        args.out.write_text(json.dumps(results, indent=2) + "\n")  # partial results survive a crash
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

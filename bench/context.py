@@ -1,0 +1,137 @@
+"""Inside one benchmark child process: the database, the broker, and both systems' producers.
+
+``bench/child.py`` imports this after choosing the database (Django reads
+``DATABASE_URL`` once, at set-up), so each database gets its own child.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.harness import QUEUES, Worker, queue_depth
+
+BATCH = 1000
+
+
+@dataclass
+class Context:
+    """What every scenario function receives."""
+
+    env: dict[str, str]
+    tmp: Path
+    database: str  # "sqlite" or "postgresql"
+    short: bool
+    broker: Any  # redis.Redis on the broker's db
+    counter: Any  # redis.Redis on the counter db (probes write there)
+    results: dict = field(default_factory=dict)  # earlier scenarios' figures (capacity)
+    _serial: int = 0
+
+    def worker(self, system: str, tag: str, *, pool: str = "prefork", concurrency: int = 2) -> Worker:
+        self._serial += 1
+        log = self.tmp / f"worker-{self.database}-{tag}-{system}-{self._serial}.log"
+        return Worker(system, self.env, log, pool=pool, concurrency=concurrency)
+
+    def reset(self) -> None:
+        """Empty the broker and the counters, delete the benchmark's job rows, drop connections."""
+        from django.db import connections
+
+        from tasks.models import Job, JobLog
+
+        self.broker.flushdb()
+        self.counter.flushdb()
+        bench_jobs = Job.objects.filter(name__startswith="bench-")
+        JobLog.objects.filter(job__in=bench_jobs)._raw_delete(JobLog.objects.db)
+        bench_jobs._raw_delete(Job.objects.db)
+        connections.close_all()
+
+    def depth(self, system: str) -> int:
+        return queue_depth(self.broker, QUEUES[system])
+
+    def expect_depth(self, system: str, n: int) -> None:
+        depth = self.depth(system)
+        if depth != n:
+            raise RuntimeError(f"{system}: {depth} messages queued, expected {n}")
+
+    def redis_cpu_s(self) -> float:
+        info = self.broker.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    def side(self, system: str) -> ServiceSide | PlainSide:
+        return ServiceSide() if system == "service" else PlainSide()
+
+
+class ServiceSide:
+    """Enqueue through the job API (``tasks.api``): a row per job, published after commit."""
+
+    system = "service"
+
+    def __init__(self) -> None:
+        from bench import service_app
+
+        service_app.app.set_current()  # tasks.publishing uses celery.current_app
+
+    def one(self, task: str, data: dict) -> None:
+        from tasks.api import add_job
+
+        add_job("analytics", f"bench-{task}", data)
+
+    def bulk(self, task: str, items: list[dict], *, priority: int | None = None,
+             delays: list[float] | None = None) -> None:
+        """``add_bulk`` in batches of ``BATCH``; ``priority`` is a ``JobPriority`` (1 first)."""
+        from tasks.api import add_bulk
+
+        name = f"bench-{task}"
+        for start in range(0, len(items), BATCH):
+            batch = []
+            for i in range(start, min(start + BATCH, len(items))):
+                job = {"queue": "analytics", "name": name, "data": items[i]}
+                if priority is not None:
+                    job["priority"] = priority
+                if delays is not None:
+                    job["delay"] = delays[i]
+                batch.append(job)
+            add_bulk(batch)
+
+    def close(self) -> None:
+        from django.db import connections
+
+        connections.close_all()  # hold no SQLite connection while workers write
+
+
+class PlainSide:
+    """Plain Celery: ``.delay()``, or ``apply_async`` on one producer for batches."""
+
+    system = "plain"
+
+    def one(self, task: str, data: dict) -> None:
+        from bench import plain_app
+
+        getattr(plain_app, task).delay(**data)
+
+    def bulk(self, task: str, items: list[dict], *, priority: int | None = None,
+             delays: list[float] | None = None) -> None:
+        """Batches of ``BATCH`` on one pooled producer; ``priority`` as ``JobPriority``."""
+        from bench import plain_app
+
+        fn = getattr(plain_app, task)
+        broker_priority = (priority if priority is not None else 3) - 1  # Redis: 0 first
+        for start in range(0, len(items), BATCH):
+            with plain_app.app.producer_or_acquire() as producer:
+                for i in range(start, min(start + BATCH, len(items))):
+                    fn.apply_async(
+                        kwargs=items[i], priority=broker_priority, producer=producer,
+                        countdown=delays[i] if delays is not None else None,
+                    )  # fmt: skip
+
+    def close(self) -> None:
+        pass
+
+
+def timed(fn, *args, **kwargs) -> float:
+    """Seconds ``fn(*args, **kwargs)`` took."""
+    started = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - started

@@ -1,0 +1,164 @@
+"""The benchmark suite: this service against plain Celery, in one invocation.
+
+    .venv/bin/python bench/suite.py                 # everything, median of 3 runs
+    .venv/bin/python bench/suite.py --short         # CI: smaller sizes, 1 run
+    .venv/bin/python bench/suite.py --scenarios throughput,priority --runs 1
+
+Starts one private Redis-compatible server, then one child process
+(``bench/child.py``) per database: SQLite always; PostgreSQL (scenarios 1–2
+only) when ``BENCH_DATABASE_URL`` or ``TEST_DATABASE_URL`` is set, in a
+database ``bench_<pid>`` created there and dropped afterwards. Prints a table
+of rates and ratios, writes the figures as JSON and a PNG chart. See
+bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import report  # noqa: E402
+from bench.harness import code_version  # noqa: E402
+from intelgraph.bundled_redis import BundledRedis  # noqa: E402  (no Django import)
+
+ALL = ("throughput", "latency", "priority", "delayed")
+ON_POSTGRES = ("throughput",)  # scenario 6: scenarios 1–2 on PostgreSQL too
+DEFAULT_OUT = ROOT / "var" / "bench"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short", action="store_true", help="CI mode: small sizes, 1 run (~2 min)")
+    parser.add_argument("--runs", type=int, help="runs per scenario; medians reported (default 3, --short 1)")
+    parser.add_argument("--scenarios", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
+    parser.add_argument("--database", choices=("all", "sqlite", "postgresql"), default="all",
+                        help="all = SQLite, plus PostgreSQL when BENCH_DATABASE_URL is set")
+    parser.add_argument("--delayed-jobs", type=int, metavar="N",
+                        help="delayed jobs pending in scenario 4 (default 100000, --short 10000; "
+                        "the issue's figure is 1000000)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_OUT / "last.json", help="figures (default var/bench/last.json)")
+    parser.add_argument("--chart", type=Path, default=DEFAULT_OUT / "last.png", help="PNG chart (default var/bench/last.png)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment for every process, e.g. LOG_LEVEL=WARNING (repeatable)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (worker logs, SQLite file)")
+    args = parser.parse_args(argv)
+    args.runs = args.runs or (1 if args.short else 3)
+    for item in args.env:
+        if "=" not in item:
+            parser.error(f"--env wants KEY=VALUE, not {item!r}")
+    for name in args.scenarios.split(","):
+        if name not in ALL:
+            parser.error(f"unknown scenario {name!r}; one of {', '.join(ALL)}")
+    return args
+
+
+@contextmanager
+def postgres_database(url: str):
+    """A fresh database ``bench_<pid>`` on the server of ``url``; dropped on exit."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = f"bench_{os.getpid()}"
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(scheme="postgresql"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_child(database: str, url: str, scenarios: list[str], args, env: dict, tmp: Path) -> dict:
+    out = tmp / f"results-{database}.json"
+    command = [
+        sys.executable, "-m", "bench.child", "--database", database, "--scenarios", ",".join(scenarios),
+        "--runs", str(args.runs), "--tmp", str(tmp), "--out", str(out),
+    ]  # fmt: skip
+    if args.short:
+        command.append("--short")
+    if args.delayed_jobs:
+        command += ["--delayed-jobs", str(args.delayed_jobs)]
+    result = subprocess.run(command, cwd=ROOT, env={**env, "DATABASE_URL": url})
+    figures = json.loads(out.read_text()) if out.exists() else {}
+    if result.returncode:
+        raise SystemExit(f"{database} scenarios failed (exit {result.returncode}); partial figures: {list(figures)}")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    scenarios = args.scenarios.split(",")
+    tmp = Path(tempfile.mkdtemp(prefix="intelgraph-bench-"))
+    server = BundledRedis(tmp / "redis", appendonly=False)
+    started = time.monotonic()
+    pg_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "settings.dev",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        **dict(item.split("=", 1) for item in args.env),
+    }
+    env.pop("CELERY_BROKER_URL", None)  # would win over REDIS_URL in the service
+    try:
+        server.start()
+        env.update(REDIS_URL=server.url(1), BENCH_BROKER_URL=server.url(1), BENCH_COUNTER_URL=server.url(0))
+        version = code_version()
+        print(f"code {version}; server {server.binary} on port {server.port}; tmp {tmp}", flush=True)
+        results: dict = {}
+        if args.database in ("all", "sqlite"):
+            url = f"sqlite:///{tmp / 'bench.sqlite3'}"
+            results["sqlite"] = run_child("sqlite", url, scenarios, args, env, tmp)
+        pg_scenarios = [s for s in scenarios if s in ON_POSTGRES or args.database == "postgresql"]
+        if args.database in ("all", "postgresql") and pg_scenarios:
+            if not pg_url:
+                print("PostgreSQL skipped: set BENCH_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test)")
+            else:
+                with postgres_database(pg_url) as url:
+                    results["postgresql"] = run_child("postgresql", url, pg_scenarios, args, env, tmp)
+        payload = {
+            "code": version,
+            "when": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            "short": args.short,
+            "runs": args.runs,
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "server": Path(server.binary).name,
+            "extra_env": args.env,
+            "wall_s": round(time.monotonic() - started, 1),
+            "results": results,
+        }
+        print()
+        print(report.table(payload))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json}")
+        if report.chart(payload, args.chart):
+            print(f"wrote {args.chart}")
+        return 0
+    finally:
+        server.stop()
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Scenarios 1 and 2: enqueue rates and drain rates, service vs plain Celery.
+
+Per run and system (the order alternates between runs):
+1a. ``one``: N no-op jobs one call at a time (``add_job`` / plain ``.delay()``);
+1b. ``bulk``: N no-op jobs in batches of 1,000 (``add_bulk`` / ``apply_async``
+    on one kombu producer per batch), no worker running;
+2a. ``drain``: one prefork worker, concurrency 2, drains the 1b jobs;
+2b. ``sleep``: jobs that sleep 10 ms, drained by one worker with 8 threads.
+Drain rate = jobs / (counter first > 0 → counter = jobs): start-up is not counted.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from bench.context import Context, timed
+from bench.harness import COUNTER_KEY, SYSTEMS, wait_until
+
+SLEEP_MS = 10
+SLEEP_THREADS = 8
+
+
+def sizes(short: bool) -> dict[str, int]:
+    if short:
+        return {"one": 500, "bulk": 4000, "sleep": 1000}
+    return {"one": 3000, "bulk": 20000, "sleep": 4000}
+
+
+def _counter(ctx: Context) -> int:
+    return int(ctx.counter.get(COUNTER_KEY) or 0)
+
+
+def _drain(ctx: Context, system: str, jobs: int, tag: str, pool: str, concurrency: int) -> dict:
+    """Start a worker on the queued jobs; rate, CPU per job (worker, Redis) while draining."""
+    worker = ctx.worker(system, tag, pool=pool, concurrency=concurrency)
+    mark: dict = {}
+
+    def on_first(value: int) -> None:
+        mark.update(value=value, cpu=worker.cpu_seconds(), redis=ctx.redis_cpu_s())
+
+    with worker:
+        first, last = wait_until(lambda: _counter(ctx), jobs, worker, on_first=on_first)
+        cpu, redis_cpu = worker.cpu_seconds(), ctx.redis_cpu_s()
+    done = _counter(ctx)
+    if done != jobs:
+        raise RuntimeError(f"{system}: counter at {done} after draining {jobs} (duplicates?)")
+    if ctx.depth(system):
+        raise RuntimeError(f"{system}: {ctx.depth(system)} messages left after the drain")
+    measured = jobs - mark["value"]
+    seconds = last - first
+    return {
+        "rate": jobs / seconds if seconds > 0 else float("inf"),
+        "seconds": seconds,
+        "worker_cpu_us_per_job": 1e6 * (cpu - mark["cpu"]) / measured if measured else None,
+        "redis_cpu_us_per_job": 1e6 * (redis_cpu - mark["redis"]) / measured if measured else None,
+    }
+
+
+def _verify_completed(system: str, name: str, jobs: int) -> None:
+    if system != "service":
+        return
+    from django.db.models import Count
+
+    from tasks.models import Job
+
+    states = dict(Job.objects.filter(name=name).values_list("state").annotate(n=Count("id")))
+    if states != {"completed": jobs}:
+        raise RuntimeError(f"expected {jobs} completed {name} rows, found {states}")
+
+
+def one_run(ctx: Context, system: str, n: dict[str, int]) -> dict:
+    side = ctx.side(system)
+    out: dict = {}
+
+    ctx.reset()
+    seconds = timed(lambda: [side.one("noop", {}) for _ in range(n["one"])])
+    ctx.expect_depth(system, n["one"])
+    out["enqueue_one_rate"] = n["one"] / seconds
+
+    ctx.reset()
+    seconds = timed(side.bulk, "noop", [{}] * n["bulk"])
+    ctx.expect_depth(system, n["bulk"])
+    out["enqueue_bulk_rate"] = n["bulk"] / seconds
+    side.close()
+    drain = _drain(ctx, system, n["bulk"], "drain", "prefork", 2)
+    _verify_completed(system, "bench-noop", n["bulk"])
+    out.update({f"drain_{k}": v for k, v in drain.items()})
+
+    ctx.reset()
+    side.bulk("sleep", [{"ms": SLEEP_MS}] * n["sleep"])
+    side.close()
+    sleep = _drain(ctx, system, n["sleep"], "sleep", "threads", SLEEP_THREADS)
+    _verify_completed(system, "bench-sleep", n["sleep"])
+    out.update({f"sleep_{k}": v for k, v in sleep.items() if k in ("rate", "seconds")})
+    ctx.reset()
+    return out
+
+
+def run(ctx: Context, runs: int) -> dict:
+    n = sizes(ctx.short)
+    per_run: dict[str, list[dict]] = {s: [] for s in SYSTEMS}
+    for i in range(runs):
+        for system in SYSTEMS if i % 2 == 0 else SYSTEMS[::-1]:
+            r = one_run(ctx, system, n)
+            per_run[system].append(r)
+            print(
+                f"  [{ctx.database}] throughput run {i + 1}/{runs} {system:<7}: "
+                f"one {r['enqueue_one_rate']:.0f}/s, bulk {r['enqueue_bulk_rate']:.0f}/s, "
+                f"drain {r['drain_rate']:.0f}/s ({r['drain_worker_cpu_us_per_job']:.0f} µs CPU/job), "
+                f"sleep-10ms {r['sleep_rate']:.0f}/s",
+                flush=True,
+            )
+    median = {
+        s: {k: statistics.median(r[k] for r in rs if r[k] is not None) for k in rs[0]}
+        for s, rs in per_run.items()
+    }
+    return {"sizes": n, "runs": per_run, "median": median}
