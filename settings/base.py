@@ -1,5 +1,7 @@
 """Settings shared by every environment; values come from ``settings.environment``."""
 
+from datetime import timedelta
+
 from settings.celery import *  # noqa: F403  (the CELERY_ section)
 from settings.environment import BASE_DIR, VAR_DIR, database_config, env  # noqa: F401
 
@@ -15,6 +17,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "axes",
     "tasks",
 ]
 
@@ -26,7 +29,19 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failures for one
+# username from one address, logins are refused for LOGIN_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 
 ROOT_URLCONF = "intelgraph.urls"
 WSGI_APPLICATION = "intelgraph.wsgi.application"
@@ -106,6 +121,8 @@ LOGGING = {
     },
 }
 
+# Refuse (not just warn about) a passwordless remote or evicting broker; on in prod.
+JOB_STRICT_BROKER_CHECKS = env.bool("JOB_STRICT_BROKER_CHECKS", default=False)
 # A job whose worker dies under it this many times is failed ("poison job").
 JOB_MAX_WORKER_LOST = env.int("JOB_MAX_WORKER_LOST", default=3)
 # A worker silent this long is gone: its active jobs are re-queued.

@@ -4,9 +4,9 @@
   go back to waiting and are re-published; the compare-and-set start keeps
   any stale duplicate message from running them twice. A job that loses its
   worker ``JOB_MAX_WORKER_LOST`` times is failed ("poison job").
-- Waiting jobs published long ago whose message is nowhere on the broker
-  (lost with an un-synced Redis, or held by a dead consumer until the
-  visibility timeout) are re-published. Redis only: RabbitMQ returns a dead
+- Waiting jobs published long ago whose message is not queued on the broker
+  (lost with an un-synced Redis, or taken by a consumer that died, which Redis
+  would return only after the visibility timeout) are re-published. Redis only: RabbitMQ returns a dead
   consumer's messages at once and confirms every publish.
 """
 
@@ -91,25 +91,28 @@ def reconcile_active(now: datetime | None = None) -> int:
 
 
 def _redis_message_ids(queue: str) -> set[str] | None:
-    """Ids of messages for ``queue`` in its lists and the unacked hash; None if not scannable."""
+    """Ids of messages waiting in ``queue``'s lists; None if the broker cannot be scanned.
+
+    Messages a consumer took but has not acknowledged (kombu's ``unacked`` hash)
+    do not count: a job still *waiting* long after its message was taken has
+    a dead or stuck holder, and Redis would only return it after the
+    visibility timeout. Re-publishing it is safe: the compare-and-set start
+    runs it once.
+    """
     with current_app.connection_for_write() as conn:
         if conn.transport.driver_type != "redis":
             return None
         channel = conn.default_channel
         client = channel.client
-        sep = channel.sep
-        keys = [queue] + [f"{queue}{sep}{p}" for p in range(1, PRIORITY_LEVELS)]
+        keys = [queue] + [f"{queue}{channel.sep}{p}" for p in range(1, PRIORITY_LEVELS)]
         if sum(client.llen(key) for key in keys) > SCAN_LIMIT:
             logger.warning("queue %s holds over %d messages; not scanned", queue, SCAN_LIMIT)
             return None
-        queued = [item for key in keys for item in client.lrange(key, 0, -1)]
-        held = client.hvals(channel.unacked_key)  # [message, exchange, routing_key]
         ids: set[str] = set()
-        for raw, unwrap in [(m, False) for m in queued] + [(m, True) for m in held]:
+        for raw in (item for key in keys for item in client.lrange(key, 0, -1)):
             try:
-                message = json.loads(raw)
-                ids.add((message[0] if unwrap else message)["headers"]["id"])
-            except (ValueError, KeyError, TypeError, IndexError):
+                ids.add(json.loads(raw)["headers"]["id"])
+            except (ValueError, KeyError, TypeError):
                 continue
         return ids
 

@@ -75,6 +75,8 @@ class JobWorkerStep(bootsteps.StartStopStep):
 
         from tasks.control import HEARTBEAT_EVERY_S
 
+        if self.started_at is None:
+            self.refuse_unsafe_broker(consumer)
         self.started_at = self.started_at or timezone.now()
         self.own_queues = self.own_queues or sorted(consumer.app.amqp.queues.consume_from)
         self.cancelled = set()
@@ -82,6 +84,19 @@ class JobWorkerStep(bootsteps.StartStopStep):
         self.guard_strategies(consumer)
         self.tick(consumer)  # pauses apply before the first message is fetched
         self.timer_entry = consumer.timer.call_repeatedly(HEARTBEAT_EVERY_S, self.tick, (consumer,))
+
+    def refuse_unsafe_broker(self, consumer) -> None:
+        """Warn about (production: refuse) a broker that may lose queued jobs."""
+        from django.conf import settings
+        from django.core.exceptions import ImproperlyConfigured
+
+        from tasks.checks import broker_safety_problems
+
+        problems = broker_safety_problems(consumer.app.conf.broker_url)
+        for problem in problems:
+            logger.warning("unsafe broker: %s", problem)
+        if problems and settings.JOB_STRICT_BROKER_CHECKS:
+            raise ImproperlyConfigured("refusing to start: " + "; ".join(problems))
 
     def count_decode_errors(self, consumer) -> None:
         """Garbage bytes: Celery logs and acks them; we also count them."""

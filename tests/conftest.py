@@ -65,3 +65,14 @@ def shared_promoter(django_db_setup, django_db_blocker, live_broker, service_tmp
 def service(broker, shared_worker, shared_promoter, transactional_db):
     """A running service: worker + promoter on a clean broker and database."""
     return {"worker": shared_worker, "promoter": shared_promoter}
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--soak", action="store_true", default=False,
+                     help="run the long soak (20,000 jobs under chaos); .ci/run passes it")
+
+
+@pytest.fixture
+def soak_size(request) -> int:
+    """20,000 jobs with --soak; a 400-job version in the default run."""
+    return 20_000 if request.config.getoption("--soak") else 400

@@ -9,3 +9,16 @@ class Execution(models.Model):
     attempt = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)
     worker_pid = models.PositiveIntegerField(default=0)
+
+
+class IdempotencyKey(models.Model):
+    """Claimed before a side effect, in the same transaction: a rerun finds it and skips."""
+
+    job_id = models.CharField(max_length=255, unique=True)
+
+
+class Effect(models.Model):
+    """The side effect a soak job performs (deliberately not unique: the checker counts)."""
+
+    job_id = models.CharField(max_length=255, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)

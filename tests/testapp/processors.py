@@ -88,3 +88,29 @@ def slow(job: JobContext, key: str, seconds: float = 3.0) -> dict:
     time.sleep(seconds)
     _record(job, key)
     return {"key": key}
+
+
+def outcome_of(n: int) -> str:
+    """Soak job ``n``'s planned behaviour: mostly fine, some flaky, a few hopeless."""
+    return "fail" if n % 10 == 0 else "flaky" if n % 5 == 0 else "ok"
+
+
+@processor(QueueName.DATA_PROCESSING, "soak")
+def soak(job: JobContext, n: int, work_ms: int = 2) -> str:
+    """Counts every execution, then performs its effect once (idempotency record)."""
+    from django.db import IntegrityError, transaction
+
+    from tests.testapp.models import Effect, IdempotencyKey
+
+    _record(job, f"soak{n}")
+    time.sleep(work_ms / 1000)
+    plan = outcome_of(n)
+    if plan == "fail" or (plan == "flaky" and job.attempts_made < 2):
+        raise TransientJobError(f"planned failure ({plan})")
+    try:
+        with transaction.atomic():
+            IdempotencyKey.objects.create(job_id=job.id)
+            Effect.objects.create(job_id=job.id)
+    except IntegrityError:
+        pass  # already done by an earlier, interrupted run
+    return "done"

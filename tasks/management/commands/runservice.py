@@ -32,11 +32,13 @@ class Command(BaseCommand):
             if bundled_redis.ping("127.0.0.1", 6379):
                 self.stdout.write("Using the Redis on 127.0.0.1:6379 (db 1).")
             else:
-                server = bundled_redis.BundledRedis(VAR_DIR / "redis", port=bundled_redis.DEFAULT_PORT)
+                server = bundled_redis.BundledRedis(VAR_DIR / "redis", port=bundled_redis.DEFAULT_PORT,
+                                                    password=_secret(VAR_DIR / "redis_password"))
                 server.start()
                 child_env["REDIS_URL"] = server.url(db=1)
-                self.stdout.write(f"Started the bundled Redis-compatible server: {server.url(db=1)} "
-                                  f"(AOF in {server.data_dir})")
+                self.stdout.write(f"Started the bundled Redis-compatible server on 127.0.0.1:"
+                                  f"{server.port} (password in var/redis_password, AOF in "
+                                  f"{server.data_dir})")
         child_env.setdefault("FLOWER_BASIC_AUTH", _flower_auth(self.stdout))
         try:
             call_command("migrate", interactive=False, verbosity=0)
@@ -67,6 +69,14 @@ class Command(BaseCommand):
 
 def _broker_configured() -> bool:
     return any(env.str(name, default="") for name in ("REDIS_URL", "REDIS_HOST", "CELERY_BROKER_URL"))
+
+
+def _secret(path: Path) -> str:
+    """A random secret kept in ``path`` (created on first use, owner-only)."""
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _flower_auth(stdout) -> str:
