@@ -1,5 +1,5 @@
 """Importing this package registers every processor (see ``TasksConfig.ready``)."""
 
-from tasks.processors import analytics, data_processing, email, notifications
+from tasks.processors import analytics, data_processing, django_task, email, notifications
 
-__all__ = ["analytics", "data_processing", "email", "notifications"]
+__all__ = ["analytics", "data_processing", "django_task", "email", "notifications"]
