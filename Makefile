@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 TEST_STAMP := $(VENV)/.test-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint format
+.PHONY: run test bench lint format browser-deps
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -22,8 +22,17 @@ $(TEST_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(RUN_STAMP)
 	$(BIN)/python manage.py runservice
 
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Debian's chromium for the dashboard's browser test (tests/browser/). Installed when
+# missing and running as root; otherwise that test is skipped with the reason printed.
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium could not be installed: the browser test will be skipped"; \
+	else echo "chromium is not installed (apt-get install chromium): the browser test will be skipped"; fi
 
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/suite.py $(BENCH_ARGS)

@@ -1,10 +1,14 @@
-"""Job records in Django admin: filters, search, read-only data, bulk actions."""
+"""Job records in Django admin (filters, search, read-only data, bulk actions) and schedules."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
+from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
+from django_celery_beat.models import PeriodicTask
 
 from tasks import actions
+from tasks.dashboard.next_runs import next_runs
 from tasks.errors import JobStateError
 from tasks.models import Dataset, Job, JobLog, Notification, QueueStats, Report
 
@@ -75,3 +79,33 @@ class QueueStatsAdmin(admin.ModelAdmin):
 
 
 admin.site.register(Report)
+
+
+# -- django-celery-beat: each schedule's next five run times on its change page --------
+
+
+class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
+    """django-celery-beat's admin, plus a preview of the next five runs in the schedule's zone."""
+
+    readonly_fields = (*BeatPeriodicTaskAdmin.readonly_fields, "next_run_times")
+    fieldsets = tuple(
+        (title, {**options, "fields": (*options["fields"], "next_run_times")})
+        if title == BeatPeriodicTaskAdmin.fieldsets[1][0] else (title, options)
+        for title, options in BeatPeriodicTaskAdmin.fieldsets
+    )
+
+    @admin.display(description="Next five runs")
+    def next_run_times(self, obj: PeriodicTask) -> str:
+        if obj is None or obj.pk is None:
+            return "shown once the schedule is saved"
+        runs = next_runs(obj)
+        if not runs.times:
+            return runs.note or "no upcoming run"
+        items = format_html_join("", "<li>{}</li>", (
+            (f"{t:%a %Y-%m-%d %H:%M %Z}",) for t in runs.times))
+        return format_html('<ul class="next-runs" data-zone="{}">{}</ul><div class="help">'
+                           "in {}</div>", runs.zone, items, runs.zone)
+
+
+admin.site.unregister(PeriodicTask)
+admin.site.register(PeriodicTask, PeriodicTaskAdmin)

@@ -20,7 +20,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from tasks import control
-from tasks.dashboard.queries import QUEUES, STATES, age_seconds, oldest_waiting, state_count
+from tasks.dashboard.queries import (
+    COUNT_CAP,
+    QUEUES,
+    STATES,
+    age_seconds,
+    oldest_waiting,
+    state_count,
+)
 from tasks.models import FINISHED_STATES, Job, JobState
 
 WINDOW = timedelta(hours=1)
@@ -51,7 +58,8 @@ class JobCollector:
         paused = GaugeMetricFamily("intelgraph_queue_paused", "1 when the queue is paused.",
                                    labels=["queue"])
         retrying = GaugeMetricFamily("intelgraph_jobs_awaiting_retry",
-                                     "Delayed jobs that failed an attempt and wait to retry.",
+                                     "Delayed jobs that failed an attempt and wait to retry "
+                                     "(counted up to 10000).",
                                      labels=["queue"])
         live = control.consumers(now)
         paused_now = control.paused_queues()
@@ -65,7 +73,8 @@ class JobCollector:
             consumers.add_metric([queue], len(live.get(queue, [])))
             paused.add_metric([queue], 1 if queue in paused_now else 0)
             retrying.add_metric([queue], Job.objects.filter(
-                queue=queue, state=JobState.DELAYED, attempts_made__gt=0).order_by().count())
+                queue=queue, state=JobState.DELAYED, attempts_made__gt=0).order_by()
+                .values("pk")[:COUNT_CAP].count())
         yield from (jobs, depth, oldest, consumers, paused, retrying)
 
     def _windowed(self, now) -> Iterator[Metric]:

@@ -1,9 +1,10 @@
 """What the dashboard reads from the job table, shaped to stay fast at millions of rows.
 
 Every query here is bounded by an index range and a LIMIT. Counts are exact
-up to ``COUNT_CAP`` (a LIMITed index scan per queue and state); above it a
-full count is taken at most once per ``BIG_COUNT_TTL_S`` and served from the
-cache, marked as approximate, so a page view never counts a million rows.
+up to ``COUNT_CAP`` (a LIMITed index scan per queue and state); a state above
+it is counted in full at most once per ``BIG_COUNT_TTL_S`` and served from
+the cache meanwhile, marked as approximate, so a page view never counts a
+million rows.
 """
 
 from __future__ import annotations
@@ -46,15 +47,16 @@ class StateCount:
 
 
 def state_count(queue: str, state: str) -> StateCount:
+    key = f"dashboard:count:{queue}:{state}"
+    cached = cache.get(key)
+    if cached is not None:  # known to be above the cap: reuse the full count
+        return StateCount(cached, exact=False)
     qs = Job.objects.filter(queue=queue, state=state).order_by()
     capped = qs.values("pk")[: COUNT_CAP + 1].count()
     if capped <= COUNT_CAP:
         return StateCount(capped)
-    key = f"dashboard:count:{queue}:{state}"
-    value = cache.get(key)
-    if value is None:
-        value = qs.count()
-        cache.set(key, value, BIG_COUNT_TTL_S)
+    value = qs.count()
+    cache.set(key, value, BIG_COUNT_TTL_S)
     return StateCount(value, exact=False)
 
 
@@ -63,11 +65,20 @@ def queue_counts(queue: str) -> dict[str, StateCount]:
 
 
 def oldest_waiting(queue: str) -> datetime | None:
-    """When the longest-waiting job of ``queue`` became waiting."""
-    return (
-        Job.objects.filter(queue=queue, state=JobState.WAITING)
-        .aggregate(oldest=Min("enqueued_at"))["oldest"]
-    )
+    """When the longest-waiting job of ``queue`` became waiting (``enqueued_at``).
+
+    Exact without scanning the backlog: a job's ``enqueued_at`` is never before
+    its ``created_at``, so once the earliest-created waiting job is known (from
+    the index), only jobs created before its ``enqueued_at`` can have waited
+    longer; usually there are none.
+    """
+    waiting = Job.objects.filter(queue=queue, state=JobState.WAITING)
+    first = waiting.order_by("created_at").values("created_at", "enqueued_at").first()
+    if first is None:
+        return None
+    bound = first["enqueued_at"] or first["created_at"]
+    earlier = waiting.filter(created_at__lt=bound).aggregate(oldest=Min("enqueued_at"))["oldest"]
+    return min(bound, earlier) if earlier else bound
 
 
 def age_seconds(moment: datetime | None, now: datetime | None = None) -> float | None:

@@ -82,6 +82,23 @@ def test_counts_above_the_cap_are_cached_estimates(db, staff_client, monkeypatch
     assert queries.state_count("email", "waiting") == queries.StateCount(4, exact=True)
 
 
+def test_oldest_waiting_counts_from_when_a_job_became_waiting(db):
+    now = timezone.now()
+    Job.objects.bulk_create([
+        # Created long ago but delayed: waiting only since a minute ago.
+        Job(id="promoted", queue="email", name="record", state="waiting",
+            created_at=now - timedelta(minutes=20), enqueued_at=now - timedelta(minutes=1)),
+        Job(id="plain", queue="email", name="record", state="waiting",
+            created_at=now - timedelta(minutes=5), enqueued_at=now - timedelta(minutes=5)),
+        Job(id="retried", queue="email", name="record", state="waiting",
+            created_at=now - timedelta(minutes=30), enqueued_at=now - timedelta(minutes=7)),
+        Job(id="done", queue="email", name="record", state="completed",
+            created_at=now - timedelta(hours=2), enqueued_at=now - timedelta(hours=2)),
+    ])
+    assert queries.oldest_waiting("email") == now - timedelta(minutes=7)
+    assert queries.oldest_waiting("analytics") is None
+
+
 def test_chart_series_per_minute(db, staff_client):
     now = timezone.now()
     make_jobs("email", "completed", 3, "c", finished_at=now - timedelta(minutes=2))

@@ -61,7 +61,7 @@ const Dashboard = (() => {
         ];
         if (drawn) { drawn.data.labels = labels; drawn.data.datasets = datasets; drawn.update("none"); return; }
         drawn = new Chart(canvas, {type: "line", data: {labels, datasets},
-          options: {animation: false, interaction: {mode: "index", intersect: false},
+          options: {animation: false, maintainAspectRatio: false, interaction: {mode: "index", intersect: false},
             scales: {y: {beginAtZero: true, ticks: {precision: 0}}, x: {ticks: {maxTicksLimit: 12}}}}});
       }).catch((err) => console.warn("chart refresh failed", err));
     };
@@ -75,7 +75,7 @@ const Dashboard = (() => {
   }
 
   function jobPage(badge, everyMs = 1000) {
-    if (!badge) return;
+    if (!badge || badge.dataset.finished === "true") return;
     const initial = badge.dataset.state;
     const follow = () => getJSON(badge.dataset.statusUrl).then((s) => {
       // A new state brings a new history, result or error: show the whole page afresh.
