@@ -22,10 +22,13 @@ SCENARIOS = ("throughput", "latency", "priority", "delayed")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", required=True, help="label: sqlite or postgresql")
-    parser.add_argument("--scenarios", required=True, help=f"comma-separated: {','.join(SCENARIOS)}")
+    parser.add_argument(
+        "--scenarios", required=True, help=f"comma-separated: {','.join(SCENARIOS)}"
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--short", action="store_true")
     parser.add_argument("--delayed-jobs", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=None, help="drain size (scenario 2)")
     parser.add_argument("--tmp", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "throughput":
             from bench import throughput
 
-            results[name] = throughput.run(ctx, args.runs)
+            results[name] = throughput.run(ctx, args.runs, args.jobs)
         elif name == "latency":
             from bench import latency
 

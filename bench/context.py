@@ -29,7 +29,9 @@ class Context:
     results: dict = field(default_factory=dict)  # earlier scenarios' figures (capacity)
     _serial: int = 0
 
-    def worker(self, system: str, tag: str, *, pool: str = "prefork", concurrency: int = 2) -> Worker:
+    def worker(
+        self, system: str, tag: str, *, pool: str = "prefork", concurrency: int = 2
+    ) -> Worker:
         self._serial += 1
         log = self.tmp / f"worker-{self.database}-{tag}-{system}-{self._serial}.log"
         return Worker(system, self.env, log, pool=pool, concurrency=concurrency)
@@ -78,8 +80,14 @@ class ServiceSide:
 
         add_job("analytics", f"bench-{task}", data)
 
-    def bulk(self, task: str, items: list[dict], *, priority: int | None = None,
-             delays: list[float] | None = None) -> None:
+    def bulk(
+        self,
+        task: str,
+        items: list[dict],
+        *,
+        priority: int | None = None,
+        delays: list[float] | None = None,
+    ) -> None:
         """``add_bulk`` in batches of ``BATCH``; ``priority`` is a ``JobPriority`` (1 first)."""
         from tasks.api import add_bulk
 
@@ -111,8 +119,14 @@ class PlainSide:
 
         getattr(plain_app, task).delay(**data)
 
-    def bulk(self, task: str, items: list[dict], *, priority: int | None = None,
-             delays: list[float] | None = None) -> None:
+    def bulk(
+        self,
+        task: str,
+        items: list[dict],
+        *,
+        priority: int | None = None,
+        delays: list[float] | None = None,
+    ) -> None:
         """Batches of ``BATCH`` on one pooled producer; ``priority`` as ``JobPriority``."""
         from bench import plain_app
 

@@ -142,7 +142,9 @@ def service(ctx: Context, n: dict) -> dict:
         side.close()
         out["enqueue_s"] = seconds
         out["enqueue_rate"] = n["pending"] / seconds
-        print(f"  [{ctx.database}] delayed: {n['pending']:,} enqueued in {seconds:.1f}s", flush=True)
+        print(
+            f"  [{ctx.database}] delayed: {n['pending']:,} enqueued in {seconds:.1f}s", flush=True
+        )
         time.sleep(3.0)  # a heartbeat tick or more in the worker
         out["db_bytes_after"] = database_bytes(ctx)
         out["redis_bytes_after"] = redis_bytes(ctx)

@@ -52,7 +52,9 @@ class Worker:
         if system == "plain":
             # No Django at all: with DJANGO_SETTINGS_MODULE set, Celery's Django fixup
             # would load Django in the plain worker and close connections around every task.
-            env = {k: v for k, v in env.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+            env = {
+                k: v for k, v in env.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")
+            }
         self.env = env
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
@@ -170,7 +172,11 @@ def wait_until(
             first = now
             if on_first is not None:
                 on_first(current)
-        if first is not None and timeline is not None and (now - first >= next_mark or current >= target):
+        if (
+            first is not None
+            and timeline is not None
+            and (now - first >= next_mark or current >= target)
+        ):
             timeline.append([round(now - first, 3), current])
             next_mark += 1.0
         if current >= target:
@@ -199,7 +205,11 @@ def code_version() -> str:
     """The commit, plus ``-dirty`` when tracked files have changes."""
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True, capture_output=True, check=True
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],

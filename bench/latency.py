@@ -86,7 +86,10 @@ def one_run(ctx: Context, system: str, n: dict, capacity: float) -> dict:
         load_rate = LOAD_FRACTION * capacity
         load = _phase(ctx, side, worker, "load", load_rate, max(20, int(load_rate * n["load_s"])))
     ctx.reset()
-    return {**{f"idle_{k}": v for k, v in idle.items()}, **{f"load_{k}": v for k, v in load.items()}}
+    return {
+        **{f"idle_{k}": v for k, v in idle.items()},
+        **{f"load_{k}": v for k, v in load.items()},
+    }
 
 
 def run(ctx: Context, runs: int) -> dict:
@@ -105,5 +108,7 @@ def run(ctx: Context, runs: int) -> dict:
                 f"p99 {r['load_started_p99_ms']:.1f} ms",
                 flush=True,
             )
-    median = {s: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for s, rs in per_run.items()}
+    median = {
+        s: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for s, rs in per_run.items()
+    }
     return {"sizes": n, "capacity": capacity, "runs": per_run, "median": median}

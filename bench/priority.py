@@ -1,6 +1,6 @@
 """Scenario 5: backlog priority with a busy worker.
 
-10,000 BACKGROUND probe jobs are queued, one prefork worker (concurrency 2)
+10,000 (``--short``: 3,000) BACKGROUND probe jobs are queued, one prefork worker (concurrency 2)
 starts on them; once 200 have finished, 100 CRITICAL jobs arrive in one
 call (``add_bulk`` / 100 ``apply_async`` on one producer). Measured: how
 many BACKGROUND jobs finish after the CRITICAL ones were sent and before
@@ -17,14 +17,15 @@ from bench.harness import FINISHED_KEY, SYSTEMS, wait_until
 
 BACKGROUND, CRITICAL = 5, 1  # tasks.config.JobPriority
 BACKLOG = 10000
+SHORT_BACKLOG = 3000  # --short: still far more than the 100 CRITICAL take
 URGENT = 100
 BUSY_AFTER = 200
 
 
-def one_run(ctx: Context, system: str) -> dict:
+def one_run(ctx: Context, system: str, backlog: int) -> dict:
     ctx.reset()
     side = ctx.side(system)
-    side.bulk("probe", [{"t0": 0.0, "kind": "b"}] * BACKLOG, priority=BACKGROUND)
+    side.bulk("probe", [{"t0": 0.0, "kind": "b"}] * backlog, priority=BACKGROUND)
     side.close()
     with ctx.worker(system, "priority") as worker:
         wait_until(lambda: ctx.counter.llen(FINISHED_KEY), BUSY_AFTER, worker)
@@ -38,16 +39,22 @@ def one_run(ctx: Context, system: str) -> dict:
         wait_until(critical_done, URGENT, worker, poll_s=0.02)
         entries = [e.decode().split() for e in ctx.counter.lrange(FINISHED_KEY, 0, -1)]
     last_critical = max(float(t) for kind, _, t in entries if kind == "c")
-    overtaken = sum(1 for kind, _, t in entries if kind == "b" and sent_at < float(t) <= last_critical)
+    overtaken = sum(
+        1 for kind, _, t in entries if kind == "b" and sent_at < float(t) <= last_critical
+    )
     ctx.reset()
-    return {"background_before_last_critical": overtaken, "critical_done_s": last_critical - sent_at}
+    return {
+        "background_before_last_critical": overtaken,
+        "critical_done_s": last_critical - sent_at,
+    }
 
 
 def run(ctx: Context, runs: int) -> dict:
+    backlog = SHORT_BACKLOG if ctx.short else BACKLOG
     per_run: dict[str, list[dict]] = {s: [] for s in SYSTEMS}
     for i in range(runs):
         for system in SYSTEMS if i % 2 == 0 else SYSTEMS[::-1]:
-            r = one_run(ctx, system)
+            r = one_run(ctx, system, backlog)
             per_run[system].append(r)
             print(
                 f"  [{ctx.database}] priority run {i + 1}/{runs} {system:<7}: "
@@ -55,5 +62,7 @@ def run(ctx: Context, runs: int) -> dict:
                 f"CRITICAL; CRITICAL done in {r['critical_done_s']:.2f}s",
                 flush=True,
             )
-    median = {s: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for s, rs in per_run.items()}
-    return {"backlog": BACKLOG, "urgent": URGENT, "runs": per_run, "median": median}
+    median = {
+        s: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for s, rs in per_run.items()
+    }
+    return {"backlog": backlog, "urgent": URGENT, "runs": per_run, "median": median}

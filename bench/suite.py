@@ -42,18 +42,61 @@ DEFAULT_OUT = ROOT / "var" / "bench"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--short", action="store_true", help="CI mode: small sizes, 1 run (~2 min)")
-    parser.add_argument("--runs", type=int, help="runs per scenario; medians reported (default 3, --short 1)")
-    parser.add_argument("--scenarios", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
-    parser.add_argument("--database", choices=("all", "sqlite", "postgresql"), default="all",
-                        help="all = SQLite, plus PostgreSQL when BENCH_DATABASE_URL is set")
-    parser.add_argument("--delayed-jobs", type=int, metavar="N",
-                        help="delayed jobs pending in scenario 4 (default 100000, --short 10000; "
-                        "the issue's figure is 1000000)")
-    parser.add_argument("--json", type=Path, default=DEFAULT_OUT / "last.json", help="figures (default var/bench/last.json)")
-    parser.add_argument("--chart", type=Path, default=DEFAULT_OUT / "last.png", help="PNG chart (default var/bench/last.png)")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for every process, e.g. LOG_LEVEL=WARNING (repeatable)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (worker logs, SQLite file)")
+    parser.add_argument(
+        "--runs", type=int, help="runs per scenario; medians reported (default 3, --short 1)"
+    )
+    parser.add_argument(
+        "--pg-runs",
+        type=int,
+        default=1,
+        help="runs of scenarios 1–2 on PostgreSQL (default 1, to stay under 10 minutes)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="no-op jobs enqueued in bulk and drained (default 10000, --short 2000; the issue's figure is 20000)",
+    )
+    parser.add_argument(
+        "--scenarios", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}"
+    )
+    parser.add_argument(
+        "--database",
+        choices=("all", "sqlite", "postgresql"),
+        default="all",
+        help="all = SQLite, plus PostgreSQL when BENCH_DATABASE_URL is set",
+    )
+    parser.add_argument(
+        "--delayed-jobs",
+        type=int,
+        metavar="N",
+        help="delayed jobs pending in scenario 4 (default 100000, --short 10000; "
+        "the issue's figure is 1000000)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_OUT / "last.json",
+        help="figures (default var/bench/last.json)",
+    )
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=DEFAULT_OUT / "last.png",
+        help="PNG chart (default var/bench/last.png)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for every process, e.g. LOG_LEVEL=WARNING (repeatable)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temporary directory (worker logs, SQLite file)",
+    )
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.short else 3)
     for item in args.env:
@@ -85,20 +128,26 @@ def postgres_database(url: str):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def run_child(database: str, url: str, scenarios: list[str], args, env: dict, tmp: Path) -> dict:
+def run_child(
+    database: str, url: str, scenarios: list[str], args, env: dict, tmp: Path, runs: int
+) -> dict:
     out = tmp / f"results-{database}.json"
     command = [
         sys.executable, "-m", "bench.child", "--database", database, "--scenarios", ",".join(scenarios),
-        "--runs", str(args.runs), "--tmp", str(tmp), "--out", str(out),
+        "--runs", str(runs), "--tmp", str(tmp), "--out", str(out),
     ]  # fmt: skip
     if args.short:
         command.append("--short")
+    if args.jobs:
+        command += ["--jobs", str(args.jobs)]
     if args.delayed_jobs:
         command += ["--delayed-jobs", str(args.delayed_jobs)]
     result = subprocess.run(command, cwd=ROOT, env={**env, "DATABASE_URL": url})
     figures = json.loads(out.read_text()) if out.exists() else {}
     if result.returncode:
-        raise SystemExit(f"{database} scenarios failed (exit {result.returncode}); partial figures: {list(figures)}")
+        raise SystemExit(
+            f"{database} scenarios failed (exit {result.returncode}); partial figures: {list(figures)}"
+        )
     return figures
 
 
@@ -118,25 +167,34 @@ def main(argv: list[str] | None = None) -> int:
     env.pop("CELERY_BROKER_URL", None)  # would win over REDIS_URL in the service
     try:
         server.start()
-        env.update(REDIS_URL=server.url(1), BENCH_BROKER_URL=server.url(1), BENCH_COUNTER_URL=server.url(0))
+        env.update(
+            REDIS_URL=server.url(1), BENCH_BROKER_URL=server.url(1), BENCH_COUNTER_URL=server.url(0)
+        )
         version = code_version()
-        print(f"code {version}; server {server.binary} on port {server.port}; tmp {tmp}", flush=True)
+        print(
+            f"code {version}; server {server.binary} on port {server.port}; tmp {tmp}", flush=True
+        )
         results: dict = {}
         if args.database in ("all", "sqlite"):
             url = f"sqlite:///{tmp / 'bench.sqlite3'}"
-            results["sqlite"] = run_child("sqlite", url, scenarios, args, env, tmp)
+            results["sqlite"] = run_child("sqlite", url, scenarios, args, env, tmp, args.runs)
         pg_scenarios = [s for s in scenarios if s in ON_POSTGRES or args.database == "postgresql"]
         if args.database in ("all", "postgresql") and pg_scenarios:
             if not pg_url:
-                print("PostgreSQL skipped: set BENCH_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test)")
+                print(
+                    "PostgreSQL skipped: set BENCH_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test)"
+                )
             else:
                 with postgres_database(pg_url) as url:
-                    results["postgresql"] = run_child("postgresql", url, pg_scenarios, args, env, tmp)
+                    results["postgresql"] = run_child(
+                        "postgresql", url, pg_scenarios, args, env, tmp, args.pg_runs
+                    )
         payload = {
             "code": version,
             "when": time.strftime("%Y-%m-%d %H:%M:%S %z"),
             "short": args.short,
             "runs": args.runs,
+            "pg_runs": args.pg_runs,
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "server": Path(server.binary).name,

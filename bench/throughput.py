@@ -20,10 +20,16 @@ SLEEP_MS = 10
 SLEEP_THREADS = 8
 
 
-def sizes(short: bool) -> dict[str, int]:
-    if short:
-        return {"one": 500, "bulk": 4000, "sleep": 1000}
-    return {"one": 3000, "bulk": 20000, "sleep": 4000}
+def sizes(short: bool, jobs: int | None = None) -> dict[str, int]:
+    """``jobs`` overrides the bulk/drain size (the issue's figure is 20,000)."""
+    n = (
+        {"one": 300, "bulk": 2000, "sleep": 600}
+        if short
+        else {"one": 2000, "bulk": 10000, "sleep": 3000}
+    )
+    if jobs:
+        n["bulk"] = jobs
+    return n
 
 
 def _counter(ctx: Context) -> int:
@@ -96,8 +102,8 @@ def one_run(ctx: Context, system: str, n: dict[str, int]) -> dict:
     return out
 
 
-def run(ctx: Context, runs: int) -> dict:
-    n = sizes(ctx.short)
+def run(ctx: Context, runs: int, jobs: int | None = None) -> dict:
+    n = sizes(ctx.short, jobs)
     per_run: dict[str, list[dict]] = {s: [] for s in SYSTEMS}
     for i in range(runs):
         for system in SYSTEMS if i % 2 == 0 else SYSTEMS[::-1]:
