@@ -54,30 +54,62 @@ def acquire_lease(holder: str, now: datetime | None = None, ttl_s: float = LEASE
 
 
 def promote_due(now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
-    """Move due delayed jobs to waiting and publish them; returns how many."""
+    """Move due delayed jobs to waiting and publish them; returns how many.
+
+    The rows are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` (PostgreSQL;
+    SQLite serialises writers anyway), so several promoters can run at once
+    and each due job is published by exactly one of them.
+    """
     now = now or timezone.now()
-    ids = list(Job.objects.due(now).order_by("run_at").values_list("id", flat=True)[:batch])
-    if not ids:
+    if not Job.objects.due(now).exists():  # the common case, without a write transaction
         return 0
-    Job.objects.filter(pk__in=ids, state=JobState.DELAYED).update(
-        state=JobState.WAITING, enqueued_at=now, published_at=None
-    )
-    jobs = Job.objects.filter(pk__in=ids, state=JobState.WAITING, published_at__isnull=True)
-    return len(publish([message_for(job) for job in jobs]))
+    with transaction.atomic():
+        jobs = list(
+            Job.objects.due(now).select_for_update(skip_locked=True).order_by("run_at")[:batch]
+        )
+        if not jobs:
+            return 0
+        # Claimed for publishing in the same statement: no relay takes them while
+        # they are sent. A promoter that dies right after commit leaves them to
+        # the reconciler (JOB_STUCK_AFTER), which re-publishes unqueued jobs.
+        stamp = timezone.now()
+        Job.objects.filter(pk__in=[job.id for job in jobs], state=JobState.DELAYED).update(
+            state=JobState.WAITING, enqueued_at=stamp, published_at=stamp
+        )
+    return len(publish([message_for(job) for job in jobs], claimed=True))
 
 
 def relay_unpublished(now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
-    """Publish committed waiting jobs whose message never went out (outbox relay)."""
+    """Publish committed waiting jobs whose message never went out (outbox relay).
+
+    Rows are claimed under ``SKIP LOCKED`` and stamped in one transaction, then
+    sent after commit: a second relay neither waits for nor resends them.
+    """
     now = now or timezone.now()
     before = now - timedelta(seconds=settings.JOB_RELAY_GRACE_S)
-    jobs = list(Job.objects.unpublished(before).order_by("enqueued_at")[:batch])
-    if jobs:
-        logger.warning("relaying %d unpublished job(s)", len(jobs))
-    return len(publish([message_for(job) for job in jobs]))
+    if not Job.objects.unpublished(before).exists():
+        return 0
+    with transaction.atomic():
+        jobs = list(
+            Job.objects.unpublished(before).select_for_update(skip_locked=True)
+            .order_by("enqueued_at")[:batch]
+        )
+        if not jobs:
+            return 0
+        Job.objects.filter(pk__in=[job.id for job in jobs], published_at__isnull=True).update(
+            published_at=timezone.now()
+        )
+    logger.warning("relaying %d unpublished job(s)", len(jobs))
+    return len(publish([message_for(job) for job in jobs], claimed=True))
 
 
 def run_forever(stop: callable, interval_s: float | None = None) -> None:
-    """The promoter loop; ``stop()`` returning True ends it."""
+    """The promoter loop; ``stop()`` returning True ends it.
+
+    Every promoter promotes and relays (row locks keep them apart); the lease
+    holder alone also reconciles and applies retention, and its heartbeat is
+    the "promoter last tick" the health check reports.
+    """
     interval_s = interval_s if interval_s is not None else settings.JOB_PROMOTER_INTERVAL_S
     holder = holder_id()
     last_retention = 0.0
@@ -86,12 +118,12 @@ def run_forever(stop: callable, interval_s: float | None = None) -> None:
     while not stop():
         close_old_connections()
         try:
+            moved = promote_due()
+            relay_unpublished()
             if acquire_lease(holder):
                 if not active:
                     logger.info("promoter %s is active", holder)
                     active = True
-                moved = promote_due()
-                relay_unpublished()
                 if time.monotonic() - last_reconcile > settings.JOB_RECONCILE_EVERY_S:
                     reconcile_active()
                     reconcile_waiting()
@@ -99,11 +131,11 @@ def run_forever(stop: callable, interval_s: float | None = None) -> None:
                 if time.monotonic() - last_retention > RETENTION_EVERY_S:
                     enforce_retention()
                     last_retention = time.monotonic()
-                if moved >= BATCH_SIZE:
-                    continue  # more are due: no sleep
             elif active:
                 logger.warning("promoter %s lost the lease", holder)
                 active = False
+            if moved >= BATCH_SIZE:
+                continue  # more are due: no sleep
         except Exception:
             logger.exception("promoter tick failed; retrying")
         time.sleep(interval_s)

@@ -38,13 +38,25 @@ def message_for(job: Job) -> Message:
     return Message(job.id, f"{job.queue}.{job.name}", job.queue, job.data, job.priority)
 
 
-def publish(messages: Sequence[Message]) -> list[str]:
-    """Send messages on one pooled producer; mark the sent ones; return their ids."""
+#: Sent messages are marked published every this many, so a long batch never
+#: leaves early ones looking unpublished long enough for the relay to resend them.
+MARK_EVERY = 100
+
+
+def publish(messages: Sequence[Message], claimed: bool = False) -> list[str]:
+    """Send messages on one pooled producer; return the ids sent.
+
+    By default the sent rows are marked published as they go. ``claimed``
+    rows were already stamped ``published_at`` in the transaction that took
+    them (promoter, relay: so no other relay can take them meanwhile); the
+    ones that could not be sent are released back to the relay.
+    """
     if not messages:
         return []
     app = current_app
     broker_url = app.conf.broker_url or ""
     sent: list[str] = []
+    marked = 0
     try:
         with app.producer_or_acquire() as producer:
             for message in messages:
@@ -60,6 +72,9 @@ def publish(messages: Sequence[Message]) -> list[str]:
                     producer=producer,
                 )
                 sent.append(message.job_id)
+                if not claimed and len(sent) - marked >= MARK_EVERY:
+                    mark_published(sent[marked:])
+                    marked = len(sent)
     except Exception as exc:  # broker down or refusing: the relay retries later
         logger.warning(
             "publish failed for %d of %d job(s); left for the relay: %s",
@@ -67,8 +82,12 @@ def publish(messages: Sequence[Message]) -> list[str]:
             len(messages),
             exc,
         )
-    if sent:
-        mark_published(sent)
+    if claimed:
+        unsent = [message.job_id for message in messages[len(sent):]]
+        if unsent:
+            Job.objects.filter(pk__in=unsent, state=JobState.WAITING).update(published_at=None)
+    elif len(sent) > marked:
+        mark_published(sent[marked:])
     return sent
 
 

@@ -55,14 +55,14 @@ def _lost(job_ids: Iterable[str], reason: str, now: datetime) -> int:
         with transaction.atomic():
             changed = Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
                 state=JobState.WAITING, lost_count=F("lost_count") + 1,
-                attempts_made=F("attempts_made") - 1, enqueued_at=now, published_at=None,
+                attempts_made=F("attempts_made") - 1, enqueued_at=now, published_at=now,
                 errors=history,
             )
         if changed:
             requeued.append(job_id)
             logger.warning("job %s re-queued: %s", job_id, reason)
     if requeued:
-        publish([message_for(job) for job in Job.objects.filter(pk__in=requeued)])
+        publish([message_for(job) for job in Job.objects.filter(pk__in=requeued)], claimed=True)
     return len(requeued)
 
 
@@ -136,6 +136,6 @@ def reconcile_waiting(now: datetime | None = None, stuck_after_s: float | None =
         missing = [job for job in candidates if job.id not in present]
         if missing:
             logger.warning("re-publishing %d job(s) of %s with no broker message", len(missing), queue.value)
-            Job.objects.filter(pk__in=[j.id for j in missing]).update(published_at=None)
-            republished += len(publish([message_for(job) for job in missing]))
+            Job.objects.filter(pk__in=[j.id for j in missing]).update(published_at=now)
+            republished += len(publish([message_for(job) for job in missing], claimed=True))
     return republished

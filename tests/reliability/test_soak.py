@@ -13,6 +13,7 @@ import time
 from collections import Counter
 
 import psutil
+import pytest
 from django.db.models import Count
 
 from tasks.models import Job
@@ -57,6 +58,7 @@ def check(ids: list[str], numbers: dict[str, int]) -> dict[str, int]:
     return dict(report)
 
 
+@pytest.mark.timeout(2400)
 def test_soak_under_chaos_loses_nothing_and_duplicates_no_effect(service, live_broker, tmp_path,
                                                                   soak_size):
     rng = random.Random(20261128)
