@@ -17,6 +17,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "django_tasks",
     "axes",
     "tasks",
 ]
@@ -131,3 +132,11 @@ JOB_WORKER_GONE_AFTER_S = env.float("JOB_WORKER_GONE_AFTER", default=15.0)
 JOB_STUCK_AFTER_S = env.float("JOB_STUCK_AFTER", default=60.0)
 # How often the promoter runs the reconciler.
 JOB_RECONCILE_EVERY_S = env.float("JOB_RECONCILE_EVERY", default=5.0)
+
+# Django's task API (django-tasks backport): @task functions enqueue through this service.
+TASKS = {
+    "default": {
+        "BACKEND": "tasks.django_tasks_backend.IntelGraphTaskBackend",
+        "OPTIONS": {"DEFAULT_QUEUE": "analytics"},
+    }
+}
