@@ -32,12 +32,16 @@ def events(job: Job) -> list[Event]:
     if job.delay_ms and job.run_at:
         found.append(Event(job.created_at, JobState.DELAYED,
                            f"delayed {job.delay_ms / 1000:g}s"))
+    worker = f" on {job.worker}" if job.worker else ""
+    recorded_attempts = set()
     for entry in job.errors or []:
         attempt = entry.get("attempt", "?")
+        recorded_attempts.add(attempt)
         started = _parse(entry.get("started_at"))
         failed = _parse(entry.get("failed_at"))
         if started:
-            found.append(Event(started, JobState.ACTIVE, f"attempt {attempt} started"))
+            on = worker if attempt == job.attempts_made else ""
+            found.append(Event(started, JobState.ACTIVE, f"attempt {attempt} started{on}"))
         if failed:
             found.append(Event(failed, "failed attempt",
                                f"attempt {attempt} failed: {entry.get('error', '')}"))
@@ -45,8 +49,7 @@ def events(job: Job) -> list[Event]:
         found.append(Event(job.enqueued_at, JobState.WAITING, "waiting (last queued)"))
     if job.published_at:
         found.append(Event(job.published_at, "published", "sent to the broker"))
-    if job.started_at:
-        worker = f" on {job.worker}" if job.worker else ""
+    if job.started_at and job.attempts_made not in recorded_attempts:
         found.append(Event(job.started_at, JobState.ACTIVE,
                            f"attempt {job.attempts_made} started{worker}"))
     if job.finished_at and job.state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED):

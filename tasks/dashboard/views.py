@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -112,13 +114,21 @@ def _job_or_404(job_id: str) -> Job:
     return job
 
 
+def _pretty(value: object) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
 def job_context(job: Job) -> dict:
     return {
         "job": job,
+        "data_json": _pretty(job.data),
+        "result_json": _pretty(job.result),
+        "backoff_json": json.dumps(job.backoff, sort_keys=True),
         "why": diagnosis.reasons(job),
         "events": history.events(job),
         "logs": job.logs.order_by("id")[:500],
         "progress_pct": _percent(job.progress),
+        "progress_bar": job.state == JobState.ACTIVE or bool(_percent(job.progress)),
         "flower_task_url": f"{flower_url()}/task/{job.pk}",
         "finished": job.state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED),
     }

@@ -166,15 +166,18 @@ def test_job_page_shows_data_history_errors_result_and_logs(service, staff_clien
     page = staff_client.get(f"/queues/jobs/{job_id}")
     html = page.content.decode()
     assert page.status_code == 200
-    assert "&#x27;key&#x27;: &#x27;page&#x27;" in html  # data
+    assert "&quot;key&quot;: &quot;page&quot;" in html  # data, as JSON
     assert "attempt 1 failed: TransientJobError: transient failure on attempt 1" in html
     assert "Traceback (most recent call last)" in html
-    assert "&#x27;ok&#x27;" in html  # result
+    assert '<pre class="json" id="job-result">&quot;ok&quot;</pre>' in html  # result
     assert "attempt 2 started on shared@" in html  # history names the worker
     assert f"http://127.0.0.1:5555/task/{job_id}" in html  # Flower link
     states = [e.state for e in page.context["events"]]
     assert states[0] == "created" and states[-1] == "completed"
     assert "failed attempt" in states
+    starts = [e.text for e in page.context["events"] if e.text.startswith("attempt ")
+              and "started" in e.text]
+    assert len(starts) == 2 and starts[1].startswith("attempt 2 started on shared@")
     status = staff_client.get(f"/queues/jobs/{job_id}/status.json").json()
     assert status == {"id": job_id, "state": "completed", "progress": 0, "attempts_made": 2}
     assert staff_client.get("/queues/jobs/missing").status_code == 404
