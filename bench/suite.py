@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -153,6 +154,7 @@ def run_child(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # run the clean-up below
     scenarios = args.scenarios.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="intelgraph-bench-"))
     server = BundledRedis(tmp / "redis", appendonly=False)
