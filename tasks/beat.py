@@ -45,8 +45,34 @@ def firing_job_id(schedule_name: str, fire_time: datetime) -> str:
     return f"cron:{schedule_name}:{fire_time.strftime('%Y-%m-%dT%H:%M:%SZ')}"
 
 
+def interval_due(every_s: float, last_run_at: datetime, now: datetime) -> schedules.schedstate:
+    """Due once per epoch-aligned bucket: every beat fires at the same boundaries.
+
+    Celery's own interval check (``last_run_at + every``) drifts with each
+    beat's loop latency, so two beats can straddle a boundary and, between
+    them, skip a bucket; aligning the due time to the buckets cannot.
+    """
+    every_s = max(every_s, 1.0)
+    to_next = every_s - (now.timestamp() % every_s)
+    due = int(now.timestamp() // every_s) > int(last_run_at.timestamp() // every_s)
+    return schedules.schedstate(due, to_next)
+
+
 class ExactlyOnceScheduler(DatabaseScheduler):
     """``DatabaseScheduler`` whose firings are deduplicated by (schedule, fire time)."""
+
+    def is_due(self, entry):
+        state = entry.is_due()
+        schedule = entry.schedule
+        plain_interval = isinstance(schedule, schedules.schedule) and not isinstance(
+            schedule, schedules.crontab
+        )
+        model = getattr(entry, "model", None)
+        if not plain_interval or (model is not None and not model.enabled) or not entry.last_run_at:
+            return state
+        if getattr(model, "one_off", False) or getattr(model, "expires", None):
+            return state
+        return interval_due(schedule.run_every.total_seconds(), entry.last_run_at, self.app.now())
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
         from tasks.base import JobTask

@@ -29,6 +29,14 @@ def live_broker() -> str:
     """The private broker started by ``tests.broker_plugin`` (or ``TEST_BROKER_URL``)."""
     url = os.environ["TEST_BROKER_URL"]
     assert celery_app.conf.broker_url == url
+    if url.startswith("amqp"):
+        # A test broker may hold our queues from older runs, declared with other
+        # arguments (RabbitMQ then refuses x-max-priority): start them afresh.
+        with celery_app.connection_for_write() as conn:
+            channel = conn.default_channel
+            for queue in celery_app.conf.task_queues:
+                channel.queue_delete(queue.name)
+                queue(channel).declare()
     return url
 
 

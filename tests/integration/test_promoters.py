@@ -20,7 +20,9 @@ def test_two_extra_promoters_do_not_double_publish(service, live_broker, tmp_pat
             wait_for(lambda: Job.objects.filter(pk__in=ids, state="waiting",
                                                 published_at__isnull=False).count() == 600,
                      30, message="all 600 jobs promoted")
-            time.sleep(1)
+            # rows are stamped before their messages go out: wait for the broker too
+            wait_for(lambda: queue_length("notifications") >= 600, 30, message="600 messages")
+            time.sleep(1.5)
             assert queue_length("notifications") == 600  # one message per job, none doubled
         finally:
             for proc in extra:

@@ -57,3 +57,14 @@ def test_interval_firings_fall_in_epoch_aligned_buckets():
     assert firing_time(every, t0, t0 + timedelta(seconds=3)) == t0
     assert firing_time(every, t0, t0 + timedelta(seconds=9.9)) == t0
     assert firing_time(every, t0, t0 + timedelta(seconds=10.1)) == t0 + timedelta(seconds=10)
+
+
+def test_interval_is_due_once_per_bucket_whatever_the_loop_latency():
+    from tasks.beat import interval_due
+
+    t0 = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)
+    # fired late in bucket 0 (at 1.99 s); the next check at 2.01 s is due again
+    assert interval_due(2, t0 + timedelta(seconds=1.99), t0 + timedelta(seconds=2.01)).is_due
+    # but not twice in one bucket
+    state = interval_due(2, t0 + timedelta(seconds=2.01), t0 + timedelta(seconds=3.5))
+    assert not state.is_due and abs(state.next - 0.5) < 1e-6
