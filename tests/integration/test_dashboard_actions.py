@@ -101,7 +101,7 @@ def test_cancel_waiting_delayed_and_active_jobs(service, csrf_client):
     assert Job.objects.get(pk=delayed).state == "cancelled"
     assert "cancelled by ops" in logs(delayed)
 
-    running = add_job(QueueName.DATA_PROCESSING, "record", {"key": "slow", "sleep": 3})
+    running = add_job(QueueName.DATA_PROCESSING, "record", {"key": "slow", "sleep": 1.5})
     wait_state(running, "active")
     post(csrf_client, f"/queues/jobs/{running}", {"action": "cancel"})
     job = Job.objects.get(pk=running)
