@@ -143,9 +143,13 @@ def run_child(
         command += ["--jobs", str(args.jobs)]
     if args.delayed_jobs:
         command += ["--delayed-jobs", str(args.delayed_jobs)]
-    result = subprocess.run(command, cwd=ROOT, env={**env, "DATABASE_URL": url})
+    # The service logs at INFO (a line per job): keep that cost, but in a file.
+    log_path = tmp / f"child-{database}.log"
+    with open(log_path, "ab") as log:
+        result = subprocess.run(command, cwd=ROOT, env={**env, "DATABASE_URL": url}, stderr=log)
     figures = json.loads(out.read_text()) if out.exists() else {}
     if result.returncode:
+        print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
         raise SystemExit(
             f"{database} scenarios failed (exit {result.returncode}); partial figures: {list(figures)}"
         )
