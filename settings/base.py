@@ -1,6 +1,7 @@
 """Settings shared by every environment; values come from ``settings.environment``."""
 
 from datetime import timedelta
+from pathlib import Path
 
 from settings.celery import *  # noqa: F403  (the CELERY_ section)
 from settings.environment import BASE_DIR, VAR_DIR, database_config, env  # noqa: F401
@@ -106,17 +107,31 @@ JOB_PROMOTER_INTERVAL_S = env.float("JOB_PROMOTER_INTERVAL", default=0.2)
 WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT", default=5.0)
 SITE_URL = env.str("SITE_URL", default="http://localhost:4000")
 
+# /metrics accepts "Authorization: Bearer <METRICS_TOKEN>" (or a staff session).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+FLOWER_URL = env.str("FLOWER_URL", default="http://127.0.0.1:5555")
+
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_DIR = Path(env.str("LOG_DIR", default=str(BASE_DIR / "logs")))
+# Job events (waiting, active, completed, failed, retried) carry job_id, queue and
+# job_name; they go to stdout and to logs/combined.log (rotated, 10 MB x 5).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "tasks.logformat.JobEventFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "combined": {
+            "class": "tasks.logformat.CombinedLogHandler",
+            "filename": str(LOG_DIR / "combined.log"),
+            "maxBytes": 10 * 1024 * 1024,
+            "backupCount": 5,
+            "formatter": "plain",
+        },
     },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "root": {"handlers": ["console", "combined"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
     },
@@ -130,6 +145,8 @@ JOB_MAX_WORKER_LOST = env.int("JOB_MAX_WORKER_LOST", default=3)
 JOB_WORKER_GONE_AFTER_S = env.float("JOB_WORKER_GONE_AFTER", default=15.0)
 # A waiting job published this long ago with no broker message is re-published.
 JOB_STUCK_AFTER_S = env.float("JOB_STUCK_AFTER", default=60.0)
+# An active job still running this long after a cancel request is terminated.
+JOB_CANCEL_GRACE_S = env.float("JOB_CANCEL_GRACE", default=30.0)
 # How often the promoter runs the reconciler.
 JOB_RECONCILE_EVERY_S = env.float("JOB_RECONCILE_EVERY", default=5.0)
 

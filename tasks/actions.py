@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from tasks.errors import JobNotFoundError, JobStateError
 from tasks.lifecycle import append_log
-from tasks.models import Job, JobState
+from tasks.models import Job, JobLog, JobState
 from tasks.publishing import message_for, publish_on_commit
 
 
@@ -30,8 +30,7 @@ def _requeue(job_ids: list[str], from_states: tuple[str, ...], note: str, reset_
         if reset_attempts:
             changes["attempts_made"] = 0
         Job.objects.filter(pk__in=ids, state__in=from_states).update(**changes)
-        for job_id in ids:
-            append_log(job_id, note)
+        JobLog.objects.bulk_create(JobLog(job_id=job_id, message=note) for job_id in ids)
         publish_on_commit([message_for(job) for job in Job.objects.filter(pk__in=ids)])
     return len(ids)
 
@@ -45,9 +44,19 @@ def retry_job(job_id: str, by: str = "system") -> bool:
     return True
 
 
+#: Jobs re-queued per transaction by "retry all failed" (keeps IN lists and locks short).
+RETRY_BATCH = 1000
+
+
 def retry_failed(queue: str, by: str = "system") -> int:
-    ids = list(Job.objects.filter(queue=queue, state=JobState.FAILED).values_list("id", flat=True))
-    return _requeue(ids, (JobState.FAILED,), f"retried by {by} (retry all failed)", True)
+    """Re-queue every failed job of ``queue``, a batch per transaction."""
+    total = 0
+    while True:
+        ids = list(Job.objects.filter(queue=queue, state=JobState.FAILED)
+                   .order_by("finished_at").values_list("id", flat=True)[:RETRY_BATCH])
+        if not ids:
+            return total
+        total += _requeue(ids, (JobState.FAILED,), f"retried by {by} (retry all failed)", True)
 
 
 def promote_job(job_id: str, by: str = "system") -> bool:
@@ -71,7 +80,9 @@ def cancel_job(job_id: str, by: str = "system") -> str:
     ):
         append_log(job_id, f"cancelled by {by}")
         return JobState.CANCELLED
-    if Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(cancel_requested=True):
+    if Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
+        cancel_requested=True, cancel_requested_at=now
+    ):
         append_log(job_id, f"cancellation requested by {by}")
         return JobState.ACTIVE
     raise JobStateError(job_id, job.state, "cancel")

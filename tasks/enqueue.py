@@ -6,12 +6,16 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
+import logging
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tasks.models import Job, JobState
 from tasks.publishing import message_for, publish_on_commit
 from tasks.spec import JobSpec
+
+logger = logging.getLogger("tasks.jobs")
 
 
 def _row(spec: JobSpec, now) -> Job:
@@ -52,6 +56,8 @@ def enqueue(spec: JobSpec) -> str:
         job.save(force_insert=True)
     if job.state == JobState.WAITING:
         publish_on_commit([message_for(job)])
+    logger.info("job %s %s", job.id, job.state,
+                extra={"job_id": job.id, "queue": job.queue, "job_name": job.name})
     return job.id
 
 
@@ -74,4 +80,5 @@ def enqueue_many(specs: Sequence[JobSpec]) -> list[str]:
             fresh.append(row)
         Job.objects.bulk_create(fresh, batch_size=500)
         publish_on_commit([message_for(r) for r in fresh if r.state == JobState.WAITING])
+    logger.info("%d job(s) added in bulk", len(fresh))
     return [r.id for r in rows]

@@ -60,6 +60,9 @@ class Job(models.Model):
     )
     worker = models.CharField(max_length=255, blank=True, default="")
     cancel_requested = models.BooleanField(default=False)
+    cancel_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="An active job that ignores it is terminated after a grace period."
+    )
     lost_count = models.PositiveSmallIntegerField(
         default=0, help_text="Times the worker running this job died under it."
     )
@@ -81,6 +84,7 @@ class Job(models.Model):
             models.Index(fields=["state", "run_at"], name="job_state_run_at"),
             models.Index(fields=["queue", "state", "finished_at"], name="job_queue_state_finished"),
             models.Index(fields=["state", "published_at", "enqueued_at"], name="job_outbox"),
+            models.Index(fields=["queue", "state", "priority", "enqueued_at"], name="job_queue_ahead"),
         ]
 
     def __str__(self) -> str:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from tasks.control import PROMOTER_LEASE
 from tasks.models import Job, JobState, Lease
 from tasks.publishing import message_for, publish
-from tasks.reconciler import reconcile_active, reconcile_waiting
+from tasks.reconciler import enforce_cancellations, reconcile_active, reconcile_waiting
 from tasks.retention import enforce_retention
 
 logger = logging.getLogger("tasks.promoter")
@@ -127,6 +127,7 @@ def run_forever(stop: callable, interval_s: float | None = None) -> None:
                 if time.monotonic() - last_reconcile > settings.JOB_RECONCILE_EVERY_S:
                     reconcile_active()
                     reconcile_waiting()
+                    enforce_cancellations()
                     last_reconcile = time.monotonic()
                 if time.monotonic() - last_retention > RETENTION_EVERY_S:
                     enforce_retention()

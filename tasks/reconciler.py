@@ -38,8 +38,13 @@ def _lost(job_ids: Iterable[str], reason: str, now: datetime) -> int:
     """Re-queue (or, past the limit, fail) active jobs whose run was lost."""
     limit = settings.JOB_MAX_WORKER_LOST
     requeued = []
+    job_ids = list(job_ids)
+    # A job whose cancellation was requested is not run again: its run ended.
+    Job.objects.filter(pk__in=job_ids, state=JobState.ACTIVE, cancel_requested=True).update(
+        state=JobState.CANCELLED, finished_at=now
+    )
     for job_id, lost, attempts, errors in Job.objects.filter(
-        pk__in=list(job_ids), state=JobState.ACTIVE
+        pk__in=job_ids, state=JobState.ACTIVE
     ).values_list("id", "lost_count", "attempts_made", "errors"):
         entry = {"attempt": attempts, "error": f"WorkerLost: {reason}", "traceback": "",
                  "started_at": None, "failed_at": now.isoformat()}
@@ -139,3 +144,24 @@ def reconcile_waiting(now: datetime | None = None, stuck_after_s: float | None =
             Job.objects.filter(pk__in=[j.id for j in missing]).update(published_at=now)
             republished += len(publish([message_for(job) for job in missing], claimed=True))
     return republished
+
+
+def enforce_cancellations(now: datetime | None = None) -> int:
+    """Terminate active jobs that ignored a cancellation request for ``JOB_CANCEL_GRACE``.
+
+    The processor is expected to check ``job.is_cancelled()``; one that does
+    not is revoked with ``terminate=True`` (SIGTERM to its pool process). The
+    worker then finds the job orphaned and, as cancellation was requested,
+    marks it cancelled instead of running it again.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.JOB_CANCEL_GRACE_S)
+    ids = list(
+        Job.objects.filter(state=JobState.ACTIVE, cancel_requested=True,
+                           cancel_requested_at__lt=cutoff).values_list("id", flat=True)[:100]
+    )
+    for job_id in ids:
+        logger.warning("job %s ignored its cancellation for %ss: terminating it", job_id,
+                       settings.JOB_CANCEL_GRACE_S)
+        current_app.control.revoke(job_id, terminate=True, signal="SIGTERM")
+    return len(ids)

@@ -163,7 +163,7 @@ class JobWorkerStep(bootsteps.StartStopStep):
             hostname=consumer.hostname,
             defaults={
                 "pid": os.getpid(),
-                "queues": [q for q in self.own_queues if q not in self.cancelled],
+                "queues": sorted(q.name for q in consumer.task_consumer.queues),
                 "concurrency": consumer.pool.num_processes if consumer.pool else 0,
                 "active": len(worker_state.active_requests),
                 "started_at": self.started_at,

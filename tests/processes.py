@@ -110,12 +110,14 @@ def base_env(broker_url: str, tmp: Path, **extra: str) -> dict[str, str]:
         "TEST_BROKER_URL": broker_url,
         "DATABASE_URL": database_url(),
         "EMAIL_FILE_PATH": str(tmp / "mail"),
+        "LOG_DIR": str(tmp / "logs"),
         "PYTHONUNBUFFERED": "1",
         "JOB_PROMOTER_INTERVAL": "0.05",
         "JOB_RELAY_GRACE": "1",
         "JOB_WORKER_GONE_AFTER": "5",
         "JOB_STUCK_AFTER": "3",
         "JOB_RECONCILE_EVERY": "1",
+        "JOB_CANCEL_GRACE": "2",
     }
     env.update({k: str(v) for k, v in extra.items()})
     return env

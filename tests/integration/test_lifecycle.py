@@ -159,3 +159,15 @@ def test_counts_per_state(service):
                       "cancelled": 0}
     assert queue.get_job(delayed).priority == JobPriority.LOW
     assert queue_registry.get_queue("email").get_job_counts()["completed"] == 0
+
+
+def test_job_events_are_logged_with_id_queue_and_name(service, service_tmp):
+    job_id = add_job(QueueName.DATA_PROCESSING, "flaky", {"key": "logged", "fail_times": 1},
+                     attempts=2, backoff={"type": "fixed", "delay": 100})
+    wait_state(job_id, "completed")
+    tags = f"[job_id={job_id} queue=data-processing job_name=flaky]"
+    log = (service_tmp / "logs" / "combined.log").read_text()
+    events = [line for line in log.splitlines() if tags in line]
+    assert any("active (attempt 1/2)" in line for line in events)
+    assert any("failed attempt 1/2, retrying" in line for line in events)
+    assert any(f"job {job_id} completed" in line for line in events)

@@ -9,6 +9,7 @@ commit, before the message is published.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import signal
 import time
@@ -21,6 +22,8 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--die-after-commit", action="store_true")
     args = parser.parse_args()
+    stacks = open(args.out + ".stacks", "w")  # noqa: SIM115 (open for the process's life)
+    faulthandler.register(signal.SIGUSR1, file=stacks)  # a test that sees us stall asks where
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.test")
     import django

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -29,8 +30,13 @@ def private_redis(service):
 
 def _enqueuer(tmp_path: Path, broker_url: str, *args: str) -> subprocess.Popen:
     env = processes.base_env(broker_url, tmp_path)
+    log = open(tmp_path / "enqueuer.log", "wb")  # noqa: SIM115 (a file, not a pipe nobody drains)
     return subprocess.Popen([sys.executable, "-m", "tests.reliability.enqueuer", *args],
-                            env=env, cwd=processes.BASE_DIR, stderr=subprocess.PIPE)
+                            env=env, cwd=processes.BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _log(tmp_path: Path) -> str:
+    return (tmp_path / "enqueuer.log").read_text(errors="replace")[-2000:]
 
 
 def _committed(path: Path) -> list[tuple[str, float]]:
@@ -60,7 +66,7 @@ def test_crash_between_commit_and_publish_is_relayed(service, live_broker, tmp_p
     out = tmp_path / "ids.txt"
     proc = _enqueuer(tmp_path, live_broker, "--die-after-commit", "--key", "crash", "--out", str(out))
     proc.wait(60)
-    assert proc.returncode == -9, proc.stderr.read().decode()[-2000:]
+    assert proc.returncode == -9, _log(tmp_path)
     [(job_id, _)] = _committed(out)
     assert Job.objects.get(pk=job_id).published_at is None  # it died before publishing
     job = wait_state(job_id, "completed", timeout=30)
@@ -76,8 +82,15 @@ def test_redis_killed_during_a_burst_of_1000_enqueues_loses_nothing(private_redi
     private_redis.kill()
     time.sleep(1.0)
     private_redis.start()
-    proc.wait(120)
-    assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+    try:
+        proc.wait(120)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # print where it is stuck
+        time.sleep(1)
+        proc.kill()
+        stacks = Path(f"{out}.stacks").read_text()
+        raise AssertionError(f"enqueuer stalled:\n{stacks}") from None
+    assert proc.returncode == 0, _log(tmp_path)
     committed = _committed(out)
     assert len(committed) == 1000
     assert max(seconds for _, seconds in committed) < 2.0  # no enqueue blocked on the dead broker

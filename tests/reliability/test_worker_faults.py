@@ -104,3 +104,23 @@ def test_sigterm_lets_running_jobs_finish_and_takes_no_new_ones(analytics_only, 
     finally:
         rescuer.stop()
     assert not psutil.pid_exists(worker.pid) or psutil.Process(worker.pid).status() == "zombie"
+
+
+def test_an_active_job_ignoring_cancel_is_terminated_after_the_grace(analytics_only, live_broker, tmp_path):
+    from tasks.actions import cancel_job
+
+    worker = processes.worker(live_broker, tmp_path, "stubborn", queues="analytics").start()
+    try:
+        job_id = add_job(QueueName.ANALYTICS, "slow", {"key": "stubborn", "seconds": 60})
+        child = _pid_running(job_id)
+        started = time.monotonic()
+        assert cancel_job(job_id, by="ops") == "active"
+        job = wait_state(job_id, "cancelled", timeout=30)
+        assert time.monotonic() - started >= 2  # the processor had its grace period
+        assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+        assert job.lost_count == 0
+        time.sleep(2)
+        assert Execution.objects.filter(key="stubborn").count() == 0
+        assert Job.objects.get(pk=job_id).state == "cancelled"
+    finally:
+        worker.stop()
