@@ -147,6 +147,8 @@ JOB_WORKER_GONE_AFTER_S = env.float("JOB_WORKER_GONE_AFTER", default=15.0)
 JOB_STUCK_AFTER_S = env.float("JOB_STUCK_AFTER", default=60.0)
 # An active job still running this long after a cancel request is terminated.
 JOB_CANCEL_GRACE_S = env.float("JOB_CANCEL_GRACE", default=30.0)
+# How often the promoter applies retention (tasks/config.py presets).
+JOB_RETENTION_EVERY_S = env.float("JOB_RETENTION_EVERY", default=60.0)
 # How often the promoter runs the reconciler.
 JOB_RECONCILE_EVERY_S = env.float("JOB_RECONCILE_EVERY", default=5.0)
 

@@ -29,7 +29,6 @@ logger = logging.getLogger("tasks.promoter")
 
 LEASE_TTL_S = 10.0
 BATCH_SIZE = 1000
-RETENTION_EVERY_S = 60.0
 
 
 def holder_id() -> str:
@@ -129,7 +128,7 @@ def run_forever(stop: callable, interval_s: float | None = None) -> None:
                     reconcile_waiting()
                     enforce_cancellations()
                     last_reconcile = time.monotonic()
-                if time.monotonic() - last_retention > RETENTION_EVERY_S:
+                if time.monotonic() - last_retention > settings.JOB_RETENTION_EVERY_S:
                     enforce_retention()
                     last_retention = time.monotonic()
             elif active:

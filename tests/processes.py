@@ -118,6 +118,8 @@ def base_env(broker_url: str, tmp: Path, **extra: str) -> dict[str, str]:
         "JOB_STUCK_AFTER": "3",
         "JOB_RECONCILE_EVERY": "1",
         "JOB_CANCEL_GRACE": "2",
+        # Retention would delete the finished jobs the soak's checker counts.
+        "JOB_RETENTION_EVERY": "86400",
     }
     env.update({k: str(v) for k, v in extra.items()})
     return env
