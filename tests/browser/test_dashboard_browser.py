@@ -16,7 +16,6 @@ import os
 import random
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,8 +26,7 @@ from django.utils import timezone
 
 from tasks.models import Job
 from tasks.queues import QueueName, add_job
-from tests.integration.helpers import wait_state
-from tests.processes import ServiceProcess, wait_for
+from tests.integration.helpers import wait_state, worker_stopped
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -39,18 +37,6 @@ sync_api = pytest.importorskip("playwright.sync_api",
 if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
     pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install chromium; .ci/run does)",
                 allow_module_level=True)
-
-
-@contextmanager
-def worker_stopped(worker: ServiceProcess) -> Iterator[None]:
-    """Stop the shared worker (its heartbeat goes with it), then start it again."""
-    worker.stop()
-    try:
-        yield
-    finally:
-        seen = len(worker.log_text())
-        worker.start()
-        wait_for(lambda: "ready." in worker.log_text()[seen:], 60, message="worker restart")
 
 
 def screenshot(page, path: str) -> None:

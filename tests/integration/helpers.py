@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from intelgraph.celery import app as celery_app
 from tasks.models import Job
-from tests.processes import wait_for
+from tests.processes import ServiceProcess, wait_for
 
 
 def wait_state(job_id: str, state: str, timeout: float = 30.0) -> Job:
@@ -44,3 +45,15 @@ def shared_worker_paused(queue: str):
         yield
     finally:
         celery_app.control.add_consumer(queue, destination=[node], reply=True, timeout=5)
+
+
+@contextmanager
+def worker_stopped(worker: ServiceProcess) -> Iterator[None]:
+    """Stop the shared worker (its heartbeat goes with it), then start it again."""
+    worker.stop()
+    try:
+        yield
+    finally:
+        seen = len(worker.log_text())
+        worker.start()
+        wait_for(lambda: "ready." in worker.log_text()[seen:], 60, message="worker restart")

@@ -11,21 +11,10 @@ import pytest
 
 from intelgraph.celery import app as celery_app
 from tasks import health
-from tests.processes import ServiceProcess, wait_for
+from tests.integration.helpers import worker_stopped
+from tests.processes import wait_for
 
 QUEUES = {"email", "notifications", "data-processing", "analytics"}
-
-
-@contextmanager
-def worker_stopped(worker: ServiceProcess) -> Iterator[None]:
-    """Stop the shared worker (its heartbeat goes with it), then start it again."""
-    worker.stop()
-    try:
-        yield
-    finally:
-        seen = len(worker.log_text())
-        worker.start()
-        wait_for(lambda: "ready." in worker.log_text()[seen:], 60, message="worker restart")
 
 
 @contextmanager
