@@ -41,7 +41,7 @@ PROMOTER = (
 
 def sizes(short: bool, pending: int | None) -> dict[str, int]:
     if short:
-        return {"pending": pending or 10000, "due": 3000, "burst": 5000, "plain_eta": 2000}
+        return {"pending": pending or 5000, "due": 2000, "burst": 2000, "plain_eta": 1000}
     return {"pending": pending or 100000, "due": 10000, "burst": 20000, "plain_eta": 20000}
 
 

@@ -1,6 +1,6 @@
 """Scenario 5: backlog priority with a busy worker.
 
-10,000 (``--short``: 3,000) BACKGROUND probe jobs are queued, one prefork worker (concurrency 2)
+10,000 (``--short``: 1,000) BACKGROUND probe jobs are queued, one prefork worker (concurrency 2)
 starts on them; once 200 have finished, 100 CRITICAL jobs arrive in one
 call (``add_bulk`` / 100 ``apply_async`` on one producer). Measured: how
 many BACKGROUND jobs finish after the CRITICAL ones were sent and before
@@ -17,7 +17,7 @@ from bench.harness import FINISHED_KEY, SYSTEMS, wait_until
 
 BACKGROUND, CRITICAL = 5, 1  # tasks.config.JobPriority
 BACKLOG = 10000
-SHORT_BACKLOG = 3000  # --short: still far more than the 100 CRITICAL take
+SHORT_BACKLOG = 1000  # --short: still far more than the 100 CRITICAL take
 URGENT = 100
 BUSY_AFTER = 200
 

@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--jobs",
         type=int,
         metavar="N",
-        help="no-op jobs enqueued in bulk and drained (default 10000, --short 2000; the issue's figure is 20000)",
+        help="no-op jobs enqueued in bulk and drained (default 10000, --short 1500; the issue's figure is 20000)",
     )
     parser.add_argument(
         "--scenarios", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}"
@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--delayed-jobs",
         type=int,
         metavar="N",
-        help="delayed jobs pending in scenario 4 (default 100000, --short 10000; "
+        help="delayed jobs pending in scenario 4 (default 100000, --short 5000; "
         "the issue's figure is 1000000)",
     )
     parser.add_argument(

@@ -23,7 +23,7 @@ SLEEP_THREADS = 8
 def sizes(short: bool, jobs: int | None = None) -> dict[str, int]:
     """``jobs`` overrides the bulk/drain size (the issue's figure is 20,000)."""
     n = (
-        {"one": 300, "bulk": 2000, "sleep": 600}
+        {"one": 200, "bulk": 1500, "sleep": 400}
         if short
         else {"one": 2000, "bulk": 10000, "sleep": 3000}
     )
