@@ -31,6 +31,11 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_TASK_TRACK_STARTED = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fix-up closes every database connection around every task
+# unless this is set (CONN_MAX_AGE alone does not stop it): measured ~3 ms per
+# job on SQLite. Reuse connections for up to 1000 tasks; ``tasks.worker``
+# still drops unusable or obsolete ones before each task, like Django does per request.
+CELERY_DB_REUSE_MAX = 1000
 
 # Queues are declared here and nowhere else; a task routed anywhere else fails.
 _EXCHANGE = Exchange("intelgraph", type="direct")

@@ -50,6 +50,14 @@ def _guarded(strategy, consumer):
     return guarded
 
 
+@signals.task_prerun.connect
+def _fresh_connections(**kwargs) -> None:
+    """Connections are reused across tasks (CELERY_DB_REUSE_MAX): drop broken or old ones."""
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
 @signals.task_unknown.connect
 def _on_unknown_task(sender=None, message=None, exc=None, name=None, id=None, **kwargs) -> None:
     record_rejected("unknown-task", message, f"task {name!r} id {id!r}")

@@ -15,13 +15,18 @@ from tests.processes import wait_for
 def test_pause_holds_on_every_host_and_across_worker_restarts(service, live_broker, tmp_path):
     control.pause_queue(QueueName.ANALYTICS, by="ops")
     try:
-        wait_for(lambda: not control.consumers()["analytics"], 10, message="the shared worker to pause")
+        # A heartbeat written after the pause, without analytics (the table is
+        # emptied between tests, so "no heartbeat" must not pass for "paused").
+        wait_for(lambda: any(w.hostname.startswith("shared@") for w in control.workers())
+                 and not control.consumers()["analytics"], 10,
+                 message="the shared worker to pause")
         # a worker on another "host" started after the pause honours it from its first message
         late = processes.worker(live_broker, tmp_path, "latecomer", queues="analytics").start()
         try:
             job_id = add_job(QueueName.ANALYTICS, "record-analytics", {"key": "held"})
             time.sleep(4)
-            assert Job.objects.get(pk=job_id).state == "waiting"
+            held = Job.objects.get(pk=job_id)
+            assert held.state == "waiting", (held.state, held.worker)
             assert control.consumers()["analytics"] == []
             assert {"latecomer", "shared"} <= {w.hostname.split("@")[0] for w in control.workers()}
             control.resume_queue(QueueName.ANALYTICS, by="ops")
