@@ -140,8 +140,11 @@ class JobTask(DjangoTask):
         except Exception as exc:
             self._fail(job, won, exc, started)
             return None
-        lifecycle.complete(job_id, _jsonable(result))
-        logger.info("job %s completed", job_id, extra=self._extra(job_id))
+        if lifecycle.complete(job_id, _jsonable(result)):
+            logger.info("job %s completed", job_id, extra=self._extra(job_id))
+        else:
+            logger.warning("job %s finished but was no longer active (cancelled or re-queued "
+                           "meanwhile): result not recorded", job_id, extra=self._extra(job_id))
         return None
 
     def _skip(self, job_id: str) -> None:
