@@ -15,6 +15,7 @@ import pytest
 
 from intelgraph.celery import app as celery_app
 from tests import processes
+from tests.processes import supervise
 
 QUEUE_NAMES = ["email", "notifications", "data-processing", "analytics"]
 
@@ -72,6 +73,7 @@ def shared_promoter(django_db_setup, django_db_blocker, live_broker, service_tmp
 @pytest.fixture
 def service(broker, shared_worker, shared_promoter, transactional_db):
     """A running service: worker + promoter on a clean broker and database."""
+    supervise(shared_worker, shared_promoter)
     return {"worker": shared_worker, "promoter": shared_promoter}
 
 

@@ -147,3 +147,15 @@ def beat(broker_url: str, tmp: Path, name: str = "beat", **env: str) -> ServiceP
             "--pidfile=", "-s", str(tmp / f"{name}-schedule")]
     return ServiceProcess(args, base_env(broker_url, tmp, **env), tmp / f"{name}.log",
                           ready_text="beat: Starting")
+
+
+def supervise(*procs: ServiceProcess) -> None:
+    """Restart a service process that exited, as systemd or honcho would in production.
+
+    A Celery worker can exit with "Unrecoverable error" when its broker
+    connection drops at a bad moment (kombu restoring unacked messages on a
+    connection that is already gone); the fault tests kill the broker on purpose.
+    """
+    for proc in procs:
+        if proc.process is not None and proc.process.poll() is not None:
+            proc.start()

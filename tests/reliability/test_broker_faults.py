@@ -14,7 +14,7 @@ from tasks.models import Job
 from tasks.queues import QueueName, add_job
 from tests import broker_plugin, processes
 from tests.integration.helpers import wait_state
-from tests.processes import wait_for
+from tests.processes import supervise, wait_for
 from tests.testapp.models import Execution
 
 
@@ -46,7 +46,7 @@ def _committed(path: Path) -> list[tuple[str, float]]:
             if line.strip()]
 
 
-def test_broker_down_at_enqueue_returns_fast_and_runs_later(private_redis):
+def test_broker_down_at_enqueue_returns_fast_and_runs_later(private_redis, service):
     private_redis.kill()
     try:
         started = time.monotonic()
@@ -57,7 +57,9 @@ def test_broker_down_at_enqueue_returns_fast_and_runs_later(private_redis):
         assert job.state == "waiting" and job.published_at is None
     finally:
         private_redis.start()
-    wait_state(job_id, "completed", timeout=60)
+    wait_for(lambda: supervise(service["worker"], service["promoter"])
+             or Job.objects.get(pk=job_id).state == "completed", 60, interval=0.5,
+             message="the job to complete")
     time.sleep(2)
     assert Execution.objects.filter(key="while-down").count() == 1
 
@@ -74,7 +76,8 @@ def test_crash_between_commit_and_publish_is_relayed(service, live_broker, tmp_p
     assert Execution.objects.filter(key="crash0").count() == 1
 
 
-def test_redis_killed_during_a_burst_of_1000_enqueues_loses_nothing(private_redis, live_broker, tmp_path):
+def test_redis_killed_during_a_burst_of_1000_enqueues_loses_nothing(private_redis, service,
+                                                                    live_broker, tmp_path):
     out = tmp_path / "ids.txt"
     proc = _enqueuer(tmp_path, live_broker, "--count", "1000", "--key", "burst", "--out", str(out))
     wait_for(lambda: len(_committed(out)) >= 300 or proc.poll() is not None, 60,
@@ -95,8 +98,12 @@ def test_redis_killed_during_a_burst_of_1000_enqueues_loses_nothing(private_redi
     assert len(committed) == 1000
     assert max(seconds for _, seconds in committed) < 2.0  # no enqueue blocked on the dead broker
     ids = [job_id for job_id, _ in committed]
-    wait_for(lambda: Job.objects.filter(pk__in=ids, state="completed").count() == 1000, 120,
-             message="all 1000 committed jobs to complete")
+
+    def all_done() -> bool:
+        supervise(service["worker"], service["promoter"])
+        return Job.objects.filter(pk__in=ids, state="completed").count() == 1000
+
+    wait_for(all_done, 120, interval=0.5, message="all 1000 committed jobs to complete")
     time.sleep(2)
     runs = Execution.objects.filter(key__startswith="burst").count()
     assert runs == 1000, f"{runs} executions for 1000 jobs"
