@@ -42,6 +42,8 @@ class Context:
 
         from tasks.models import Job, JobLog
 
+        # Both clients point at the suite's own private server (bench/suite.py
+        # starts it on a free port); never at a user's Redis.
         self.broker.flushdb()
         self.counter.flushdb()
         bench_jobs = Job.objects.filter(name__startswith="bench-")
