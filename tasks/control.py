@@ -56,18 +56,12 @@ def consumers(now: datetime | None = None) -> dict[str, list[str]]:
     return result
 
 
-def gone_workers(now: datetime | None = None) -> list[str]:
-    cutoff = (now or timezone.now()) - timedelta(seconds=settings.JOB_WORKER_GONE_AFTER_S)
-    return list(WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).values_list("hostname", flat=True))
-
-
 def promoter_last_tick() -> datetime | None:
     return Lease.objects.filter(name=PROMOTER_LEASE).values_list("heartbeat_at", flat=True).first()
 
 
 __all__ = [
     "consumers",
-    "gone_workers",
     "pause_queue",
     "paused_queues",
     "promoter_last_tick",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
-
-import logging
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone

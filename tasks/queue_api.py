@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Count
 
 from tasks import actions, retention
+from tasks.api import add_job
 from tasks.config import QueueName
 from tasks.models import Job, JobState
 from tasks.routing import parse_queue
@@ -24,8 +25,6 @@ class Queue:
         return f"<Queue {self.name.value}>"
 
     def add(self, name: str, data: dict | None = None, **options: Any) -> str:
-        from tasks.api import add_job
-
         return add_job(self.name, name, data, **options)
 
     def get_job_counts(self, *states: str) -> dict[str, int]:

@@ -35,10 +35,6 @@ class JobSpec:
     backoff: dict
     job_id: str | None = None
 
-    @property
-    def task_name(self) -> str:
-        return f"{self.queue.value}.{self.name}"
-
 
 def parse_delay(delay: Any) -> float:
     """Seconds (int/float) or a timedelta; None means no delay."""
