@@ -143,6 +143,8 @@ JOB_STRICT_BROKER_CHECKS = env.bool("JOB_STRICT_BROKER_CHECKS", default=False)
 JOB_MAX_WORKER_LOST = env.int("JOB_MAX_WORKER_LOST", default=3)
 # A worker silent this long is gone: its active jobs are re-queued.
 JOB_WORKER_GONE_AFTER_S = env.float("JOB_WORKER_GONE_AFTER", default=15.0)
+# A gone worker is reported by the health check until it has been silent this long.
+JOB_WORKER_FORGET_AFTER_S = env.float("JOB_WORKER_FORGET_AFTER", default=3600.0)
 # A waiting job published this long ago with no broker message is re-published.
 JOB_STUCK_AFTER_S = env.float("JOB_STUCK_AFTER", default=60.0)
 # An active job still running this long after a cancel request is terminated.

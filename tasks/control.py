@@ -47,6 +47,27 @@ def workers(now: datetime | None = None) -> list[WorkerHeartbeat]:
     return list(WorkerHeartbeat.objects.filter(last_seen__gte=cutoff).order_by("hostname"))
 
 
+def missing_workers(now: datetime | None = None) -> list[WorkerHeartbeat]:
+    """Workers that stopped beating without saying goodbye, newest silence first.
+
+    A worker that shuts down cleanly deletes its heartbeat; one whose row is
+    stale was killed or cut off from the network. It is reported until it has
+    been silent for ``JOB_WORKER_FORGET_AFTER_S`` (retention then deletes it),
+    so a host taken away without a clean stop does not warn for ever.
+    """
+    now = now or timezone.now()
+    gone = now - timedelta(seconds=settings.JOB_WORKER_GONE_AFTER_S)
+    forgotten = now - timedelta(seconds=settings.JOB_WORKER_FORGET_AFTER_S)
+    return list(WorkerHeartbeat.objects.filter(last_seen__lt=gone, last_seen__gte=forgotten)
+                .order_by("-last_seen"))
+
+
+def forget_gone_workers(now: datetime | None = None) -> int:
+    """Delete heartbeats silent for longer than ``JOB_WORKER_FORGET_AFTER_S``."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.JOB_WORKER_FORGET_AFTER_S)
+    return WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).delete()[0]
+
+
 def consumers(now: datetime | None = None) -> dict[str, list[str]]:
     """Queue name → hostnames of live workers consuming it (every queue is a key)."""
     result: dict[str, list[str]] = {q.value: [] for q in QueueName}
@@ -62,6 +83,8 @@ def promoter_last_tick() -> datetime | None:
 
 __all__ = [
     "consumers",
+    "forget_gone_workers",
+    "missing_workers",
     "pause_queue",
     "paused_queues",
     "promoter_last_tick",

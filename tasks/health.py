@@ -29,15 +29,29 @@ PROMOTER_STALE_AFTER_S = 30.0
 
 @dataclass
 class Report:
+    """``problems`` make the service unhealthy (503); ``warnings`` only degrade it (200).
+
+    A worker that vanished while others still consume its queues is a warning:
+    jobs still flow, but capacity is down and its host may be cut off.
+    """
+
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     body: dict = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
         return not self.problems
 
+    @property
+    def status(self) -> str:
+        if self.problems:
+            return "fail"
+        return "degraded" if self.warnings else "ok"
+
     def as_json(self) -> dict:
-        return {"status": "ok" if self.healthy else "fail", "problems": self.problems, **self.body}
+        return {"status": self.status, "problems": self.problems, "warnings": self.warnings,
+                **self.body}
 
 
 def _probe_broker(url: str, timeout: float, outcome: dict) -> None:
@@ -96,6 +110,14 @@ def report(now: datetime | None = None, broker_url: str | None = None) -> Report
     elif tick_age > PROMOTER_STALE_AFTER_S:
         result.problems.append(f"promoter last ticked {tick_age:.0f}s ago")
     consumers = control.consumers(now)
+    missing = control.missing_workers(now)
+    result.body["missing_workers"] = [
+        {"hostname": w.hostname, "queues": w.queues, "last_seen_age_s": age_seconds(w.last_seen, now)}
+        for w in missing
+    ]
+    for w in missing:
+        result.warnings.append(f"worker {w.hostname} stopped sending heartbeats "
+                               f"{age_seconds(w.last_seen, now):.0f}s ago")
     paused = control.paused_queues()
     queues = {}
     for queue in QueueName:
@@ -103,6 +125,7 @@ def report(now: datetime | None = None, broker_url: str | None = None) -> Report
         hosts = sorted(consumers.get(name, []))
         queues[name] = {
             "consumers": hosts,
+            "missing_consumers": sorted(w.hostname for w in missing if name in w.queues),
             "paused": name in paused,
             "oldest_waiting_age_s": age_seconds(oldest_waiting(name), now),
         }

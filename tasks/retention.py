@@ -1,4 +1,4 @@
-"""Retention: delete finished jobs past their queue's age and count limits."""
+"""Retention: delete finished jobs past their queue's age and count limits, and forgotten workers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from tasks.config import QUEUE_PRESETS, QueueName
+from tasks.control import forget_gone_workers
 from tasks.models import Job, JobState
 
 STATE_TIME_FIELD = {
@@ -71,4 +72,5 @@ def enforce_retention(now: datetime | None = None) -> dict[str, int]:
         n += clean(queue, timedelta(seconds=preset.keep_failed_s), JobState.FAILED, now=now)
         n += clean(queue, timedelta(seconds=preset.keep_cancelled_s), JobState.CANCELLED, now=now)
         report[queue.value] = n
+    forget_gone_workers(now)
     return report

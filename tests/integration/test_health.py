@@ -44,7 +44,8 @@ def _healthy(client) -> dict | None:
 def test_healthy_service_answers_200(service, client):
     # Right after the database is reset, wait for the first heartbeat and promoter tick.
     body = wait_for(lambda: _healthy(client), 15, message="a 200 from /queues/health")
-    assert body["status"] == "ok" and body["problems"] == []
+    assert body["status"] == "ok" and body["problems"] == [] and body["warnings"] == []
+    assert body["missing_workers"] == []
     assert body["broker"]["reachable"] and body["database"]["reachable"]
     assert set(body["queues"]) == QUEUES
     for queue in body["queues"].values():
@@ -79,3 +80,36 @@ def test_broker_down_answers_503_within_a_second(service, client, monkeypatch, d
     assert body["broker"]["reachable"] is False
     assert any(p.startswith("broker unreachable") for p in body["problems"])
     assert body["database"]["reachable"] is True
+
+
+def test_a_worker_that_vanished_is_a_warning_until_forgotten(service, client, settings):
+    """A stale heartbeat (killed or cut-off host) degrades health; others still consume."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tasks.models import WorkerHeartbeat
+    from tasks.retention import enforce_retention
+
+    wait_for(lambda: _healthy(client), 15, message="a healthy start")
+    now = timezone.now()
+    silent = now - timedelta(seconds=settings.JOB_WORKER_GONE_AFTER_S + 20)
+    WorkerHeartbeat.objects.create(hostname="lost@host-b", queues=["data-processing"],
+                                   started_at=silent, last_seen=silent)
+    long_ago = now - timedelta(seconds=settings.JOB_WORKER_FORGET_AFTER_S + 60)
+    WorkerHeartbeat.objects.create(hostname="retired@host-c", queues=["email"],
+                                   started_at=long_ago, last_seen=long_ago)
+
+    response = client.get("/queues/health")
+    assert response.status_code == 200  # jobs still flow: the shared worker consumes every queue
+    body = response.json()
+    assert body["status"] == "degraded" and body["problems"] == []
+    assert [w["hostname"] for w in body["missing_workers"]] == ["lost@host-b"]
+    assert body["missing_workers"][0]["last_seen_age_s"] >= 20
+    assert body["queues"]["data-processing"]["missing_consumers"] == ["lost@host-b"]
+    assert body["queues"]["email"]["missing_consumers"] == []
+    assert any("lost@host-b stopped sending heartbeats" in w for w in body["warnings"])
+
+    enforce_retention()
+    assert not WorkerHeartbeat.objects.filter(hostname="retired@host-c").exists()
+    assert WorkerHeartbeat.objects.filter(hostname="lost@host-b").exists()
