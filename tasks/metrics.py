@@ -55,6 +55,9 @@ class JobCollector:
                                    labels=["queue"])
         consumers = GaugeMetricFamily("intelgraph_queue_consumers",
                                       "Live workers consuming the queue.", labels=["queue"])
+        missing = GaugeMetricFamily("intelgraph_queue_missing_consumers",
+                                    "Workers of the queue that stopped heartbeating without a "
+                                    "clean stop (killed, host down or cut off).", labels=["queue"])
         paused = GaugeMetricFamily("intelgraph_queue_paused", "1 when the queue is paused.",
                                    labels=["queue"])
         retrying = GaugeMetricFamily("intelgraph_jobs_awaiting_retry",
@@ -62,6 +65,7 @@ class JobCollector:
                                      "(counted up to 10000).",
                                      labels=["queue"])
         live = control.consumers(now)
+        gone = control.missing_workers(now)
         paused_now = control.paused_queues()
         for queue in QUEUES:
             for state in STATES:
@@ -71,11 +75,12 @@ class JobCollector:
                     depth.add_metric([queue], count.value)
             oldest.add_metric([queue], age_seconds(oldest_waiting(queue), now) or 0.0)
             consumers.add_metric([queue], len(live.get(queue, [])))
+            missing.add_metric([queue], sum(queue in w.queues for w in gone))
             paused.add_metric([queue], 1 if queue in paused_now else 0)
             retrying.add_metric([queue], Job.objects.filter(
                 queue=queue, state=JobState.DELAYED, attempts_made__gt=0).order_by()
                 .values("pk")[:COUNT_CAP].count())
-        yield from (jobs, depth, oldest, consumers, paused, retrying)
+        yield from (jobs, depth, oldest, consumers, missing, paused, retrying)
 
     def _windowed(self, now) -> Iterator[Metric]:
         since = now - WINDOW

@@ -36,9 +36,10 @@ def _queue_or_404(queue: str) -> str:
 
 
 def overview_data() -> dict:
-    """Counts, pause flags, consumers and oldest waiting age of every queue."""
+    """Counts, pause flags, consumers (live and missing) and oldest waiting age of every queue."""
     now = timezone.now()
     consumers = control.consumers(now)
+    missing = control.missing_workers(now)
     paused = control.paused_queues()
     queues = []
     for queue in QUEUE_NAMES:
@@ -49,6 +50,7 @@ def overview_data() -> dict:
             "counts": {state: c.as_json() for state, c in counts.items()},
             "paused": queue in paused,
             "consumers": sorted(consumers.get(queue, [])),
+            "missing_consumers": sorted(w.hostname for w in missing if queue in w.queues),
             "oldest_waiting_age_s": oldest_age,
             "oldest_waiting_text": queries.duration_text(oldest_age),
         })

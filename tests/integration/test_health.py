@@ -110,6 +110,20 @@ def test_a_worker_that_vanished_is_a_warning_until_forgotten(service, client, se
     assert body["queues"]["email"]["missing_consumers"] == []
     assert any("lost@host-b stopped sending heartbeats" in w for w in body["warnings"])
 
+    # The dashboard and /metrics show the same.
+    from django.contrib.auth.models import User
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client.force_login(User.objects.create_user("ops", "o@example.com", "pw-12345678", is_staff=True))
+    overview = {q["name"]: q for q in client.get("/queues/counts.json").json()["queues"]}
+    assert overview["data-processing"]["missing_consumers"] == ["lost@host-b"]
+    assert overview["email"]["missing_consumers"] == []
+    assert "missing: lost@host-b" in client.get("/queues/").content.decode()
+    gauges = {s.labels["queue"]: s.value for f in text_string_to_metric_families(
+        client.get("/metrics").content.decode()) for s in f.samples
+        if s.name == "intelgraph_queue_missing_consumers"}
+    assert gauges == {"email": 0, "notifications": 0, "data-processing": 1, "analytics": 0}
+
     enforce_retention()
     assert not WorkerHeartbeat.objects.filter(hostname="retired@host-c").exists()
     assert WorkerHeartbeat.objects.filter(hostname="lost@host-b").exists()

@@ -30,6 +30,8 @@ const Dashboard = (() => {
         if (oldest) oldest.textContent = duration(q.oldest_waiting_age_s);
         const consumers = table.querySelector(`[data-consumers="${q.name}"]`);
         if (consumers) consumers.textContent = q.consumers.length ? q.consumers.join(", ") : "none";
+        const missing = table.querySelector(`[data-missing="${q.name}"]`);
+        if (missing) missing.textContent = q.missing_consumers.length ? `missing: ${q.missing_consumers.join(", ")}` : "";
         const paused = table.querySelector(`[data-paused="${q.name}"]`);
         if (paused) {
           paused.textContent = q.paused ? "paused" : "running";
