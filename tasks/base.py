@@ -134,13 +134,13 @@ class JobTask(DjangoTask):
         try:
             result = self.run(job, **data)
         except JobCancelled:
-            lifecycle.mark_cancelled(job_id)
+            lifecycle.mark_cancelled(job_id, run=won)
             logger.info("job %s cancelled", job_id, extra=self._extra(job_id))
             return None
         except Exception as exc:
             self._fail(job, won, exc, started)
             return None
-        if lifecycle.complete(job_id, _jsonable(result)):
+        if lifecycle.complete(job_id, _jsonable(result), run=won):
             logger.info("job %s completed", job_id, extra=self._extra(job_id))
         else:
             logger.warning("job %s finished but was no longer active (cancelled or re-queued "
@@ -171,7 +171,7 @@ class JobTask(DjangoTask):
         if self._retryable(exc) and won.attempts_made < won.max_attempts:
             delay_ms = next_delay_ms(won.backoff, won.attempts_made, self.backoff_strategy)
             retry_in = timedelta(milliseconds=delay_ms)
-        state = lifecycle.record_failure(job.id, entry, retry_in, now)
+        state = lifecycle.record_failure(job.id, entry, retry_in, now, run=won)
         if state == "delayed":
             logger.warning("job %s failed attempt %d/%d, retrying in %.1fs: %s", job.id,
                            won.attempts_made, won.max_attempts, retry_in.total_seconds(),

@@ -20,11 +20,18 @@ from tasks.models import Job, JobLog, JobState
 
 @dataclass(frozen=True)
 class Claim:
-    """What a worker learns when it wins the compare-and-set from waiting to active."""
+    """What a worker learns when it wins the compare-and-set from waiting to active.
+
+    ``worker`` and ``started_at`` identify this run: the transitions that end it
+    match them, so a run the reconciler gave up on (its host was cut off, then
+    came back) cannot finish, fail or cancel the job another worker now runs.
+    """
 
     attempts_made: int
     max_attempts: int
     backoff: dict
+    worker: str
+    started_at: datetime
 
 
 def _json(value: Any) -> Any:
@@ -58,15 +65,20 @@ def claim(job_id: str, worker: str, now: datetime | None = None) -> Claim | None
         row = cursor.fetchone()
     if row is None:
         return None
-    return Claim(attempts_made=row[0], max_attempts=row[1], backoff=_json(row[2]) or {})
+    return Claim(attempts_made=row[0], max_attempts=row[1], backoff=_json(row[2]) or {},
+                 worker=worker[:255], started_at=now)
 
 
-def complete(job_id: str, result: Any, now: datetime | None = None) -> bool:
+def _this_run(job_id: str, run: Claim):
+    """The job's row, if it is still active in ``run`` (not re-queued and claimed again)."""
+    return Job.objects.filter(pk=job_id, state=JobState.ACTIVE, worker=run.worker,
+                              started_at=run.started_at)
+
+
+def complete(job_id: str, result: Any, *, run: Claim, now: datetime | None = None) -> bool:
     now = now or timezone.now()
     return bool(
-        Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
-            state=JobState.COMPLETED, result=result, finished_at=now
-        )
+        _this_run(job_id, run).update(state=JobState.COMPLETED, result=result, finished_at=now)
     )
 
 
@@ -75,37 +87,33 @@ def record_failure(
     error_entry: dict,
     retry_in: timedelta | None,
     now: datetime | None = None,
+    *,
+    run: Claim,
 ) -> str | None:
     """Store a failed attempt; delayed until ``now + retry_in`` or failed for good.
 
-    Returns the new state, or None when the job was no longer active.
+    Returns the new state, or None when the job was no longer active in ``run``.
     """
     now = now or timezone.now()
     with transaction.atomic():
-        errors = list(
-            Job.objects.filter(pk=job_id, state=JobState.ACTIVE).values_list("errors", flat=True)[:1]
-        )
+        errors = list(_this_run(job_id, run).values_list("errors", flat=True)[:1])
         if not errors:
             return None
         history = [*(errors[0] or []), error_entry]
         if retry_in is None:
-            Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
+            changed = _this_run(job_id, run).update(
                 state=JobState.FAILED, errors=history, finished_at=now
             )
-            return JobState.FAILED
-        Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
+            return JobState.FAILED if changed else None
+        changed = _this_run(job_id, run).update(
             state=JobState.DELAYED, errors=history, run_at=now + retry_in, published_at=None
         )
-        return JobState.DELAYED
+        return JobState.DELAYED if changed else None
 
 
-def mark_cancelled(job_id: str, now: datetime | None = None) -> bool:
+def mark_cancelled(job_id: str, now: datetime | None = None, *, run: Claim) -> bool:
     now = now or timezone.now()
-    return bool(
-        Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
-            state=JobState.CANCELLED, finished_at=now
-        )
-    )
+    return bool(_this_run(job_id, run).update(state=JobState.CANCELLED, finished_at=now))
 
 
 def set_progress(job_id: str, progress: Any) -> None:
