@@ -1,0 +1,131 @@
+"""Celery task messages for job ids, built from one template per task.
+
+Celery's ``send_task`` re-reads its configuration, routes, builds protocol-2
+headers and ``saferepr``s the arguments on every call: measured at ~3× the
+cost of the pipelined publish it ends in. The template is made by that very
+path (``Task.apply_async`` into a recording producer), once per task and
+thread and app, so its headers, properties, routing and retry policy are
+exactly Celery's; each message then only swaps in its id, kwargs and priority.
+A job enqueued from inside a running task gets a fresh template (its
+``parent_id``/``root_id`` name that task).
+
+When anything listens to ``before_task_publish``/``after_task_publish``
+(tracing, for instance) every message takes Celery's full path, so the
+listeners see each one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery, signals
+from celery.app.task import Task
+from kombu import Producer
+
+from tasks.routing import broker_priority
+
+#: The id of the template message: replaced by each job's id.
+_TEMPLATE_ID = "tasks.wire:template"
+#: Celery's ``argsrepr``/``kwargsrepr`` limit (``task_protocol`` 2, display only).
+_REPR_MAX = 1024
+
+
+@dataclass(frozen=True)
+class _Template:
+    body_tail: tuple  # (embed,) of Celery's (args, kwargs, embed) body
+    options: dict  # what Celery passed to ``Producer.publish`` besides the body
+    declare: tuple  # the queue Celery declares before publishing (cached per channel)
+
+
+class _Recorder:
+    """Stands in for a producer: keeps what Celery would publish instead of sending it."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.published: tuple[Any, dict] | None = None
+
+    def publish(self, body: Any, **options: Any) -> None:
+        self.published = (body, options)
+
+
+#: (app, broker, task, process, thread, batched) -> template (Celery's ``origin``
+#: is per process, ``reply_to`` per thread).
+_TEMPLATES: dict[tuple, _Template] = {}
+
+
+class MessageBuilder:
+    """Publishes job messages on ``producer``; one per ``publish()`` call."""
+
+    def __init__(self, app: Celery, producer: Producer, batched: bool) -> None:
+        """``batched``: every ``send`` happens inside ``producer.batch()`` on a transport that buffers."""
+        self.app = app
+        self.producer = producer
+        self.broker_url = app.conf.broker_url or ""
+        self.batching = batched and producer.supports_batch_publish
+        self.hooked = bool(
+            signals.before_task_publish.receivers or signals.after_task_publish.receivers
+        )
+        self._templates: dict[str, _Template] = {}
+        self._declared: set[str] = set()
+        # Inside a task, messages name it as their parent: no shared templates then.
+        self._shared = app.current_worker_task is None
+
+    def send(self, job_id: str, task_name: str, queue: str, data: dict, priority: int) -> None:
+        """Publish one job's message (buffered when the producer is in a batch)."""
+        native_priority = broker_priority(priority, self.broker_url)
+        task = self.app.tasks[task_name]
+        if self.hooked:
+            Task.apply_async(
+                task, args=(), kwargs=data, task_id=job_id, queue=queue, routing_key=queue,
+                priority=native_priority, producer=self.producer,
+            )  # fmt: skip
+            return
+        template = self._templates.get(task_name) or self._template(task, queue)
+        if task_name not in self._declared:  # a set lookup per message in Celery
+            for entity in template.declare:
+                self.producer.maybe_declare(entity, retry=template.options.get("retry", False),
+                                            **template.options.get("retry_policy") or {})
+            self._declared.add(task_name)
+        options = dict(template.options)
+        headers = dict(options["headers"])
+        headers["id"] = job_id
+        if headers.get("root_id") == _TEMPLATE_ID:
+            headers["root_id"] = job_id
+        kwargsrepr = repr(data)
+        headers["kwargsrepr"] = kwargsrepr if len(kwargsrepr) <= _REPR_MAX else (
+            kwargsrepr[:_REPR_MAX - 3] + "..."
+        )
+        options["headers"] = headers
+        options["correlation_id"] = job_id
+        options["priority"] = native_priority
+        options["routing_key"] = queue
+        self.producer.publish(((), data, *template.body_tail), **options)
+
+    def _template(self, task: Task, queue: str) -> _Template:
+        key = (id(self.app), self.broker_url, task.name, os.getpid(), threading.get_ident(),
+               self.batching)
+        template = _TEMPLATES.get(key) if self._shared else None
+        if template is None:
+            template = self._record(task, queue)
+            if self._shared:
+                _TEMPLATES[key] = template
+        self._templates[task.name] = template
+        return template
+
+    def _record(self, task: Task, queue: str) -> _Template:
+        recorder = _Recorder(self.producer.connection)
+        Task.apply_async(
+            task, args=(), kwargs={}, task_id=_TEMPLATE_ID, queue=queue, routing_key=queue,
+            priority=0, producer=recorder,
+        )  # fmt: skip
+        assert recorder.published is not None
+        body, options = recorder.published
+        declare = tuple(options.pop("declare", None) or ())
+        if self.batching:
+            # Inside a batch ``publish`` only buffers: nothing to retry. The
+            # pipeline's flush is the send, and a failed flush goes to the relay.
+            options["retry"] = False
+        return _Template(body_tail=tuple(body[2:]), options=options, declare=declare)
