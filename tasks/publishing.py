@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 from celery import current_app
@@ -73,7 +72,7 @@ def publish(messages: Sequence[Message], claimed: bool = False) -> list[str]:
             builder = MessageBuilder(app, producer, batched)
             for start in range(0, len(messages), CHUNK):
                 chunk = messages[start:start + CHUNK]
-                with producer.batch(max_size=len(chunk)) if batched else nullcontext():
+                with builder.chunk():
                     for message in chunk:
                         builder.send(message.job_id, message.task_name, message.queue,
                                      message.data, message.priority)
