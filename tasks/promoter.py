@@ -86,8 +86,12 @@ def promote_due(now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
         # Claimed for publishing in the same statement: no relay takes them while
         # they are sent. A promoter that dies right after commit leaves them to
         # the reconciler (JOB_STUCK_AFTER), which re-publishes unqueued jobs.
+        # By primary key alone: the rows are ours until commit (locked on
+        # PostgreSQL, the write lock on SQLite), and with ``state = ?`` added
+        # SQLite walked the state index, every delayed row per batch (EXPLAIN
+        # QUERY PLAN: promotion fell to ~1,200/s with 1,000,000 pending).
         stamp = timezone.now()
-        Job.objects.filter(pk__in=[m.job_id for m in messages], state=JobState.DELAYED).update(
+        Job.objects.filter(pk__in=[m.job_id for m in messages]).update(
             state=JobState.WAITING, enqueued_at=stamp, published_at=stamp
         )
     return len(publish(messages, claimed=True))
