@@ -126,11 +126,6 @@ class MessageBuilder:
             )  # fmt: skip
             return
         template = self._templates.get(task_name) or self._template(task, queue)
-        if task_name not in self._declared:  # a set lookup per message in Celery
-            for entity in template.declare:
-                self.producer.maybe_declare(entity, retry=template.options.get("retry", False),
-                                            **template.options.get("retry_policy") or {})
-            self._declared.add(task_name)
         options = dict(template.options)
         headers = dict(options["headers"])
         headers["id"] = job_id
@@ -147,9 +142,15 @@ class MessageBuilder:
         body = ((), data, *template.body_tail)
         if (self._pipeline is not None and not options.get("exchange")
                 and queue not in (getattr(self.producer.channel, "_expires", None) or ())):
+            if task_name not in self._declared:  # Celery: a cache lookup per message
+                for entity in template.declare:
+                    self.producer.maybe_declare(entity)
+                self._declared.add(task_name)
             self._push(body, options)
         else:
-            self.producer.publish(body, **options)
+            # Declared within the publish's own retry, as Celery does: a second
+            # retry loop around the declaration doubled add_job's wait on a dead broker.
+            self.producer.publish(body, declare=list(template.declare), **options)
 
     def _push(self, body: tuple, options: dict) -> None:
         """What ``Producer.publish`` → ``Channel._put`` do for the anonymous exchange, buffered."""
