@@ -1,38 +1,123 @@
-"""Writing job records: the one path every enqueue takes (``add_job``, ``.delay()``, beat)."""
+"""Writing job records: the one path every enqueue takes (``add_job``, ``.delay()``, beat).
+
+Rows go in with one raw ``INSERT … ON CONFLICT (id) DO NOTHING`` per call
+(``executemany`` for a bulk): the ORM's per-field value preparation and
+model instances measured ~70 % of ``add_bulk`` before the publish, and the
+conflict clause replaces the SELECT and savepoint that deduplicated a
+caller-chosen id. The cursor skips ``DEBUG``'s query log (``settings.dev``),
+which re-quotes every parameter of every INSERT on SQLite.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import lru_cache
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from tasks.db import raw_cursor
 from tasks.models import Job, JobState
-from tasks.publishing import message_for, publish_on_commit
+from tasks.publishing import Message, publish_on_commit
 from tasks.spec import JobSpec
 
 logger = logging.getLogger("tasks.jobs")
 
+#: Columns the enqueue sets; every other column takes its model default.
+_SET = ("id", "queue", "name", "data", "priority", "state", "max_attempts", "backoff",
+        "delay_ms", "run_at", "created_at", "enqueued_at")
 
-def _row(spec: JobSpec, now) -> Job:
-    delayed = spec.delay_s > 0
-    return Job(
-        id=spec.job_id or str(uuid.uuid4()),
-        queue=spec.queue.value,
-        name=spec.name,
-        data=spec.data,
-        priority=spec.priority,
-        state=JobState.DELAYED if delayed else JobState.WAITING,
-        max_attempts=spec.attempts,
-        backoff=spec.backoff,
-        delay_ms=int(spec.delay_s * 1000),
-        run_at=now + timedelta(seconds=spec.delay_s) if delayed else None,
-        created_at=now,
-        enqueued_at=None if delayed else now,
+
+@lru_cache(maxsize=4)
+def _insert_sql(vendor: str) -> tuple[str, tuple]:
+    """The INSERT statement and the default values of the columns it does not set."""
+    fields = [field for field in Job._meta.concrete_fields if field.attname not in _SET]
+    defaults = tuple(field.get_db_prep_save(field.get_default(), connection) for field in fields)
+    columns = [*_SET, *(field.column for field in fields)]
+    quote = connection.ops.quote_name
+    placeholders = ["%s::jsonb" if vendor == "postgresql" and column in ("data", "backoff")
+                    else "%s" for column in _SET]
+    placeholders += ["%s"] * len(fields)
+    sql = (
+        f"INSERT INTO {quote(Job._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
+        f"VALUES ({', '.join(placeholders)}) ON CONFLICT ({quote('id')}) DO NOTHING"
     )
+    return sql, defaults
+
+
+def _values(spec: JobSpec, job_id: str, now: datetime, adapt, defaults: tuple) -> tuple:
+    delayed = spec.delay_s > 0
+    stamp = adapt(now)
+    return (
+        job_id,
+        spec.queue.value,
+        spec.name,
+        spec.data_json if spec.data_json is not None else json.dumps(spec.data),
+        spec.priority,
+        JobState.DELAYED.value if delayed else JobState.WAITING.value,
+        spec.attempts,
+        json.dumps(spec.backoff, separators=(",", ":")),
+        int(spec.delay_s * 1000),
+        adapt(now + timedelta(seconds=spec.delay_s)) if delayed else None,
+        stamp,
+        None if delayed else stamp,
+        *defaults,
+    )
+
+
+def _insert_many(sql: str, rows: list[tuple]) -> None:
+    """SQLite: ``executemany`` (one prepared statement). PostgreSQL: one INSERT from arrays.
+
+    psycopg's pipelined ``executemany`` still runs one statement per row
+    (~180 µs each on the development VM), and a 1,000-row VALUES list costs
+    more to format than to run; one array per column (``unnest``) does not.
+    """
+    with raw_cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.executemany(sql, rows)
+            return
+        width = len(_SET)
+        # The defaults come first in the statement (SELECT list), then one array per column.
+        cursor.execute(_unnest_sql(), [*rows[0][width:],
+                                       *([row[i] for row in rows] for i in range(width))])
+
+
+@lru_cache(maxsize=1)
+def _unnest_sql() -> str:
+    fields = {field.attname: field for field in Job._meta.concrete_fields}
+    quote = connection.ops.quote_name
+    rest = [field for name, field in fields.items() if name not in _SET]
+    arrays = ", ".join(
+        f"%s::{'text' if fields[name].db_type(connection) == 'jsonb' else _base(fields[name])}[]"
+        for name in _SET
+    )
+    columns = ", ".join(
+        f"c{i}::jsonb" if fields[name].db_type(connection) == "jsonb" else f"c{i}"
+        for i, name in enumerate(_SET)
+    )
+    defaults = ", ".join(f"%s::{_base(field)}" for field in rest)
+    names = ", ".join(quote(fields[name].column) for name in _SET)
+    names += ", " + ", ".join(quote(field.column) for field in rest)
+    aliases = ", ".join(f"c{i}" for i in range(len(_SET)))
+    return (
+        f"INSERT INTO {quote(Job._meta.db_table)} ({names}) "
+        f"SELECT {columns}, {defaults} FROM unnest({arrays}) AS t({aliases}) "
+        f"ON CONFLICT ({quote('id')}) DO NOTHING"
+    )
+
+
+def _base(field) -> str:
+    """The column type without length or check (``varchar(255)`` -> ``varchar``)."""
+    return field.db_type(connection).split("(")[0].split(" ")[0]
+
+
+def _message(spec: JobSpec, job_id: str) -> Message:
+    return Message(job_id, f"{spec.queue.value}.{spec.name}", spec.queue.value, spec.data,
+                   spec.priority)
 
 
 def enqueue(spec: JobSpec) -> str:
@@ -42,22 +127,20 @@ def enqueue(spec: JobSpec) -> str:
     that id (deduplication). Delayed jobs are not published here: the
     promoter sends them when they fall due.
     """
-    job = _row(spec, timezone.now())
-    if spec.job_id is not None:
-        if Job.objects.filter(pk=job.id).exists():
-            return job.id
-        try:
-            with transaction.atomic():
-                job.save(force_insert=True)
-        except IntegrityError:  # a concurrent enqueue of the same id won
-            return job.id
-    else:
-        job.save(force_insert=True)
-    if job.state == JobState.WAITING:
-        publish_on_commit([message_for(job)])
-    logger.info("job %s %s", job.id, job.state,
-                extra={"job_id": job.id, "queue": job.queue, "job_name": job.name})
-    return job.id
+    job_id = spec.job_id or str(uuid.uuid4())
+    sql, defaults = _insert_sql(connection.vendor)
+    values = _values(spec, job_id, timezone.now(), connection.ops.adapt_datetimefield_value,
+                     defaults)
+    with raw_cursor() as cursor:
+        cursor.execute(sql, values)
+        inserted = cursor.rowcount
+    if not inserted:  # the id exists: an earlier or concurrent enqueue won
+        return job_id
+    if spec.delay_s <= 0:
+        publish_on_commit([_message(spec, job_id)])
+    logger.debug("job %s added", job_id,
+                 extra={"job_id": job_id, "queue": spec.queue.value, "job_name": spec.name})
+    return job_id
 
 
 def enqueue_many(specs: Sequence[JobSpec]) -> list[str]:
@@ -66,18 +149,23 @@ def enqueue_many(specs: Sequence[JobSpec]) -> list[str]:
     Caller-chosen ids that already exist are skipped (their ids are returned).
     """
     now = timezone.now()
-    rows = [_row(spec, now) for spec in specs]
-    wanted = {spec.job_id for spec in specs if spec.job_id is not None}
+    ids = [spec.job_id or str(uuid.uuid4()) for spec in specs]
+    wanted = [spec.job_id for spec in specs if spec.job_id is not None]
+    sql, defaults = _insert_sql(connection.vendor)
+    adapt = connection.ops.adapt_datetimefield_value
     with transaction.atomic():
         existing = set(Job.objects.filter(pk__in=wanted).values_list("id", flat=True)) if wanted else set()
         seen: set[str] = set()
-        fresh = []
-        for row in rows:
-            if row.id in existing or row.id in seen:
+        rows, messages = [], []
+        for spec, job_id in zip(specs, ids, strict=True):
+            if job_id in existing or job_id in seen:
                 continue
-            seen.add(row.id)
-            fresh.append(row)
-        Job.objects.bulk_create(fresh, batch_size=500)
-        publish_on_commit([message_for(r) for r in fresh if r.state == JobState.WAITING])
-    logger.info("%d job(s) added in bulk", len(fresh))
-    return [r.id for r in rows]
+            seen.add(job_id)
+            rows.append(_values(spec, job_id, now, adapt, defaults))
+            if spec.delay_s <= 0:
+                messages.append(_message(spec, job_id))
+        if rows:
+            _insert_many(sql, rows)
+        publish_on_commit(messages)
+    logger.info("%d job(s) added in bulk", len(rows))
+    return ids

@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from tasks.control import PROMOTER_LEASE
 from tasks.models import Job, JobState, Lease
-from tasks.publishing import message_for, publish
+from tasks.publishing import Message, publish
 from tasks.reconciler import enforce_cancellations, reconcile_active, reconcile_waiting
 from tasks.retention import enforce_retention
 
@@ -52,6 +52,21 @@ def acquire_lease(holder: str, now: datetime | None = None, ttl_s: float = LEASE
         return False
 
 
+def _claimed_messages(rows: QuerySet) -> list[Message]:
+    """The messages of claimed rows, read as plain values.
+
+    Only the five columns a message needs: model instances would also decode
+    every row's ``errors``/``result``/``progress`` JSON (measured ~30 % of a
+    1,000-row promotion before the publish was pipelined).
+    """
+    return [
+        Message(job_id, f"{queue}.{name}", queue, data, priority)
+        for job_id, queue, name, data, priority in rows.values_list(
+            "id", "queue", "name", "data", "priority"
+        )
+    ]
+
+
 def promote_due(now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
     """Move due delayed jobs to waiting and publish them; returns how many.
 
@@ -63,19 +78,23 @@ def promote_due(now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
     if not Job.objects.due(now).exists():  # the common case, without a write transaction
         return 0
     with transaction.atomic():
-        jobs = list(
+        messages = _claimed_messages(
             Job.objects.due(now).select_for_update(skip_locked=True).order_by("run_at")[:batch]
         )
-        if not jobs:
+        if not messages:
             return 0
         # Claimed for publishing in the same statement: no relay takes them while
         # they are sent. A promoter that dies right after commit leaves them to
         # the reconciler (JOB_STUCK_AFTER), which re-publishes unqueued jobs.
+        # By primary key alone: the rows are ours until commit (locked on
+        # PostgreSQL, the write lock on SQLite), and with ``state = ?`` added
+        # SQLite walked the state index, every delayed row per batch (EXPLAIN
+        # QUERY PLAN: promotion fell to ~1,200/s with 1,000,000 pending).
         stamp = timezone.now()
-        Job.objects.filter(pk__in=[job.id for job in jobs], state=JobState.DELAYED).update(
+        Job.objects.filter(pk__in=[m.job_id for m in messages]).update(
             state=JobState.WAITING, enqueued_at=stamp, published_at=stamp
         )
-    return len(publish([message_for(job) for job in jobs], claimed=True))
+    return len(publish(messages, claimed=True))
 
 
 def relay_unpublished(now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
@@ -89,17 +108,17 @@ def relay_unpublished(now: datetime | None = None, batch: int = BATCH_SIZE) -> i
     if not Job.objects.unpublished(before).exists():
         return 0
     with transaction.atomic():
-        jobs = list(
+        messages = _claimed_messages(
             Job.objects.unpublished(before).select_for_update(skip_locked=True)
             .order_by("enqueued_at")[:batch]
         )
-        if not jobs:
+        if not messages:
             return 0
-        Job.objects.filter(pk__in=[job.id for job in jobs], published_at__isnull=True).update(
+        Job.objects.filter(pk__in=[m.job_id for m in messages], published_at__isnull=True).update(
             published_at=timezone.now()
         )
-    logger.warning("relaying %d unpublished job(s)", len(jobs))
-    return len(publish([message_for(job) for job in jobs], claimed=True))
+    logger.warning("relaying %d unpublished job(s)", len(messages))
+    return len(publish(messages, claimed=True))
 
 
 def run_forever(stop: callable, interval_s: float | None = None) -> None:

@@ -1,9 +1,16 @@
-"""Sending job messages to the broker, after commit, in batches.
+"""Sending job messages to the broker, after commit, in pipelined chunks.
 
 A job row is written first; its message goes out only once the row is
 committed (``transaction.on_commit``). A publish that fails (broker down)
 leaves ``published_at`` empty and the promoter's relay sends it later, so
 the caller never waits on an unreachable broker for long.
+
+Speed: each chunk is sent inside kombu's ``Producer.batch()``, which on
+Redis buffers the ``LPUSH`` commands in one pipeline (one round trip per
+chunk instead of one per message; AMQP publishes at once, with publisher
+confirms). Messages are built from one Celery-made template per task
+(``tasks.wire``) instead of a full ``send_task`` per job, which measured
+~3× the cost of the publish itself.
 """
 
 from __future__ import annotations
@@ -13,12 +20,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from celery import current_app
-from celery.app.task import Task
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from tasks.db import raw_cursor
 from tasks.models import Job, JobState
-from tasks.routing import broker_priority
+from tasks.wire import MessageBuilder
 
 logger = logging.getLogger("tasks.publishing")
 
@@ -38,43 +45,41 @@ def message_for(job: Job) -> Message:
     return Message(job.id, f"{job.queue}.{job.name}", job.queue, job.data, job.priority)
 
 
-#: Sent messages are marked published every this many, so a long batch never
-#: leaves early ones looking unpublished long enough for the relay to resend them.
-MARK_EVERY = 100
+#: Messages per pipelined round trip; sent rows are marked published after
+#: each chunk, so a long batch never leaves early ones looking unpublished
+#: long enough for the relay to resend them. 1,000 measured as fast as 5,000.
+CHUNK = 1000
 
 
 def publish(messages: Sequence[Message], claimed: bool = False) -> list[str]:
-    """Send messages on one pooled producer; return the ids sent.
+    """Send messages in pipelined chunks on one pooled producer; return the ids sent.
 
-    By default the sent rows are marked published as they go. ``claimed``
+    By default the sent rows are marked published after each chunk. ``claimed``
     rows were already stamped ``published_at`` in the transaction that took
     them (promoter, relay: so no other relay can take them meanwhile); the
-    ones that could not be sent are released back to the relay.
+    ones that could not be sent are released back to the relay. A chunk whose
+    pipeline failed counts as unsent as a whole: its delivery is uncertain,
+    and a message sent twice runs once (the worker's claim is a compare-and-set).
     """
     if not messages:
         return []
     app = current_app
-    broker_url = app.conf.broker_url or ""
     sent: list[str] = []
-    marked = 0
     try:
         with app.producer_or_acquire() as producer:
-            for message in messages:
-                task = app.tasks[message.task_name]
-                Task.apply_async(
-                    task,
-                    args=(),
-                    kwargs=message.data,
-                    task_id=message.job_id,
-                    queue=message.queue,
-                    routing_key=message.queue,
-                    priority=broker_priority(message.priority, broker_url),
-                    producer=producer,
-                )
-                sent.append(message.job_id)
-                if not claimed and len(sent) - marked >= MARK_EVERY:
-                    mark_published(sent[marked:])
-                    marked = len(sent)
+            # One message gains nothing from a pipeline but pays for setting one up.
+            batched = len(messages) > 1
+            builder = MessageBuilder(app, producer, batched)
+            for start in range(0, len(messages), CHUNK):
+                chunk = messages[start:start + CHUNK]
+                with builder.chunk():
+                    for message in chunk:
+                        builder.send(message.job_id, message.task_name, message.queue,
+                                     message.data, message.priority)
+                ids = [message.job_id for message in chunk]
+                sent.extend(ids)
+                if not claimed:
+                    mark_published(ids)
     except Exception as exc:  # broker down or refusing: the relay retries later
         logger.warning(
             "publish failed for %d of %d job(s); left for the relay: %s",
@@ -86,18 +91,42 @@ def publish(messages: Sequence[Message], claimed: bool = False) -> list[str]:
         unsent = [message.job_id for message in messages[len(sent):]]
         if unsent:
             Job.objects.filter(pk__in=unsent, state=JobState.WAITING).update(published_at=None)
-    elif len(sent) > marked:
-        mark_published(sent[marked:])
     return sent
 
 
 def mark_published(job_ids: Iterable[str]) -> None:
-    Job.objects.filter(
-        pk__in=list(job_ids), state=JobState.WAITING, published_at__isnull=True
-    ).update(published_at=timezone.now())
+    """One UPDATE for the ids: rows that already ran (not waiting) stay as they are.
+
+    On PostgreSQL, outside the caller's transaction, the stamp is committed
+    without waiting for the WAL flush (``synchronous_commit`` off for this one
+    statement's transaction, set in the statement itself: one round trip): a
+    stamp lost in a database crash costs one duplicate message from the relay
+    (run once: the worker's claim is a compare-and-set), while waiting for it
+    cost ~3 ms per ``add_job`` on the development VM.
+    """
+    ids = list(job_ids)
+    if not ids:
+        return
+    table = connection.ops.quote_name(Job._meta.db_table)
+    # SQLite: unary ``+`` keeps the guard off the planner's index choice; on
+    # ``state = ?`` it walks the outbox index, every unpublished row per chunk.
+    plus = "+" if connection.vendor == "sqlite" else ""
+    prefix = source = ""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        prefix = "WITH async AS (SELECT set_config('synchronous_commit', 'off', true)) "
+        source = " FROM async"
+    sql = (f"{prefix}UPDATE {table} SET published_at = %s{source} WHERE {plus}state = %s "
+           f"AND {plus}published_at IS NULL AND id IN ({', '.join(['%s'] * len(ids))})")
+    params = [connection.ops.adapt_datetimefield_value(timezone.now()), JobState.WAITING.value,
+              *ids]
+    with raw_cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def publish_on_commit(messages: Sequence[Message]) -> None:
-    """Publish after the caller's transaction commits (at once in autocommit)."""
+    """Publish after the caller's transaction commits (at once in autocommit).
+
+    One hook per call, whatever the number of messages.
+    """
     if messages:
         transaction.on_commit(lambda: publish(messages))

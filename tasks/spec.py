@@ -34,6 +34,8 @@ class JobSpec:
     attempts: int
     backoff: dict
     job_id: str | None = None
+    #: ``data`` as JSON, encoded once by the size check and reused by the INSERT.
+    data_json: str | None = None
 
 
 def parse_delay(delay: Any) -> float:
@@ -71,6 +73,11 @@ def parse_attempts(attempts: Any, default: int) -> int:
 
 def parse_data(data: Any) -> dict:
     """Data must be a JSON object within ``JOB_MAX_PAYLOAD_BYTES``."""
+    return encode_data(data)[0]
+
+
+def encode_data(data: Any) -> tuple[dict, str]:
+    """``parse_data`` plus the JSON it measured, so nothing encodes the payload twice."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -80,10 +87,10 @@ def parse_data(data: Any) -> dict:
     except (TypeError, ValueError) as exc:
         raise PayloadNotJSONError(str(exc)) from None
     limit = settings.JOB_MAX_PAYLOAD_BYTES
-    size = len(encoded.encode())
+    size = len(encoded) if encoded.isascii() else len(encoded.encode())
     if size > limit:
         raise PayloadTooLargeError(size, limit)
-    return data
+    return data, encoded
 
 
 def parse_job_id(job_id: Any) -> str | None:
@@ -104,16 +111,23 @@ def build_spec(
     attempts: Any = None,
     backoff: Any = None,
     job_id: Any = None,
+    data_json: str | None = None,
 ) -> JobSpec:
-    """Validate every option against the queue's preset (queue and name already checked)."""
+    """Validate every option against the queue's preset (queue and name already checked).
+
+    ``data_json`` is ``encode_data``'s JSON when the caller already checked ``data``.
+    """
     preset = QUEUE_PRESETS[queue]
+    if data_json is None:
+        data, data_json = encode_data(data)
     return JobSpec(
         queue=queue,
         name=name,
-        data=parse_data(data),
+        data=data,
         priority=parse_priority(priority),
         delay_s=parse_delay(delay),
         attempts=parse_attempts(attempts, preset.attempts),
         backoff=parse_backoff(backoff, preset.backoff),
         job_id=parse_job_id(job_id),
+        data_json=data_json,
     )
