@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from tasks.models import Job, JobLog, JobState
@@ -81,12 +81,26 @@ def claim(job_id: str, worker: str, now: datetime | None = None) -> Claim | None
         job_id,
         JobState.WAITING.value,
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    try:
+        row = _fetchone(sql, params)
+    except (InterfaceError, OperationalError):
+        # The worker skips Django's per-task health check (tasks.worker): a
+        # connection the server dropped while idle shows up here, once. Had the
+        # first attempt committed before the connection died, the retry finds
+        # the job active and skips it; its worker's orphan sweep re-queues it.
+        if connection.in_atomic_block or connection.is_usable():
+            raise
+        connection.close()
+        row = _fetchone(sql, params)
     if row is None:
         return None
     return Claim(attempts_made=row[0], max_attempts=row[1], backoff=_json(row[2]) or {})
+
+
+def _fetchone(sql: str, params: list) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 def complete(job_id: str, result: Any, now: datetime | None = None) -> bool:
