@@ -68,6 +68,14 @@ def _fresh_connections(**kwargs) -> None:
             conn.health_check_done = True
 
 
+@signals.worker_init.connect
+def _reuse_broker_clients(**kwargs) -> None:
+    """Fewer redis-py objects built per job in the consumer (tasks/broker_clients.py)."""
+    from tasks.broker_clients import reuse_redis_clients
+
+    reuse_redis_clients()
+
+
 @signals.task_unknown.connect
 def _on_unknown_task(sender=None, message=None, exc=None, name=None, id=None, **kwargs) -> None:
     record_rejected("unknown-task", message, f"task {name!r} id {id!r}")
