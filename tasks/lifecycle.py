@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -118,9 +120,34 @@ def claim(job_id: str, worker: str, now: datetime | None = None) -> Claim | None
 
 
 def _fetchone(sql: str, params: list) -> tuple | None:
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
+
+
+@contextmanager
+def _cursor() -> Iterator[Any]:
+    """A cursor for the per-job statements.
+
+    On PostgreSQL a psycopg cursor with server-side binding on Django's own
+    connection: psycopg prepares a statement it has run five times
+    (``prepare_threshold``; ``"prepare_threshold": None`` in the database
+    OPTIONS turns that off, e.g. behind an old PgBouncer), so the server
+    stops parsing and planning the claim and the completion for every job,
+    and the client stops quoting parameters into the text. Measured on the
+    VM: 1.2 → 0.87 ms of wall and 480 → 240 µs of client CPU per job (both
+    statements). Django's query log is not written for them. Elsewhere,
+    Django's cursor.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
 
 
 def complete(job_id: str, result: Any, now: datetime | None = None) -> bool:
@@ -138,7 +165,7 @@ def complete(job_id: str, result: Any, now: datetime | None = None) -> bool:
         job_id,
         JobState.ACTIVE.value,
     ]
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1
 
