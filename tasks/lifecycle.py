@@ -7,12 +7,15 @@ state changes nothing and reports so.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from tasks.models import Job, JobLog, JobState
@@ -34,8 +37,63 @@ class Claim:
     started_at: datetime
 
 
+_RESULT_FIELD = Job._meta.get_field("result")
+
+
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _async_commit_source(vendor: str) -> str:
+    """A ``FROM`` item that turns off ``synchronous_commit`` for this statement's transaction.
+
+    PostgreSQL only (empty elsewhere). The claim and completion marks are
+    bookkeeping of a run, not its effect; without waiting for the WAL flush
+    each costs less than half (measured on this VM: 490 → 190 µs per UPDATE;
+    the gap is milliseconds on slower disks). Losing the last few hundred ms
+    of such marks in a PostgreSQL crash (never in an application crash) is
+    recovered as a re-run: a lost claim leaves the job waiting with its
+    message already acknowledged, so the reconciler re-publishes it after
+    ``JOB_STUCK_AFTER``; a lost completion leaves it active, so its worker
+    (or, if that worker is gone, the promoter) re-queues it. That is the
+    at-least-once delivery of docs/reliability.md. The processor's own writes
+    keep synchronous commits, and each of them flushes the WAL before it,
+    marks included, so an idempotency record never survives without the
+    claim that preceded it.
+
+    ``set_config(…, true)`` in a ``FROM`` subquery instead of ``SET LOCAL``:
+    one statement, so one round trip and still autocommit.
+    """
+    if vendor != "postgresql":
+        return ""
+    return " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit"
+
+
+@functools.cache
+def _claim_sql(vendor: str) -> str:
+    """Built once per database vendor: it runs for every job."""
+    qn = connection.ops.quote_name
+    table = qn(Job._meta.db_table)
+    return (
+        f"UPDATE {table} SET {qn('state')} = %s, {qn('started_at')} = %s, "
+        f"{qn('worker')} = %s, {qn('attempts_made')} = {table}.{qn('attempts_made')} + 1"
+        f"{_async_commit_source(vendor)} "
+        f"WHERE {table}.{qn('id')} = %s AND {table}.{qn('state')} = %s "
+        f"RETURNING {table}.{qn('attempts_made')}, {table}.{qn('max_attempts')}, "
+        f"{table}.{qn('backoff')}"
+    )
+
+
+@functools.cache
+def _complete_sql(vendor: str) -> str:
+    qn = connection.ops.quote_name
+    table = qn(Job._meta.db_table)
+    return (
+        f"UPDATE {table} SET {qn('state')} = %s, {qn('result')} = %s, {qn('finished_at')} = %s"
+        f"{_async_commit_source(vendor)} "
+        f"WHERE {table}.{qn('id')} = %s AND {table}.{qn('state')} = %s "
+        f"AND {table}.{qn('worker')} = %s AND {table}.{qn('started_at')} = %s"
+    )
 
 
 def claim(job_id: str, worker: str, now: datetime | None = None) -> Claim | None:
@@ -45,14 +103,7 @@ def claim(job_id: str, worker: str, now: datetime | None = None) -> Claim | None
     second round trip would cost on every job.
     """
     now = now or timezone.now()
-    qn = connection.ops.quote_name
-    table = qn(Job._meta.db_table)
-    sql = (
-        f"UPDATE {table} SET {qn('state')} = %s, {qn('started_at')} = %s, "
-        f"{qn('worker')} = %s, {qn('attempts_made')} = {qn('attempts_made')} + 1 "
-        f"WHERE {qn('id')} = %s AND {qn('state')} = %s "
-        f"RETURNING {qn('attempts_made')}, {qn('max_attempts')}, {qn('backoff')}"
-    )
+    sql = _claim_sql(connection.vendor)
     params = [
         JobState.ACTIVE.value,
         connection.ops.adapt_datetimefield_value(now),
@@ -60,13 +111,53 @@ def claim(job_id: str, worker: str, now: datetime | None = None) -> Claim | None
         job_id,
         JobState.WAITING.value,
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    try:
+        row = _fetchone(sql, params)
+    except (InterfaceError, OperationalError):
+        # The worker skips Django's per-task health check (tasks.worker): a
+        # connection the server dropped while idle shows up here, once. Had the
+        # first attempt committed before the connection died, the retry finds
+        # the job active and skips it; its worker's orphan sweep re-queues it.
+        if connection.in_atomic_block or connection.is_usable():
+            raise
+        connection.close()
+        row = _fetchone(sql, params)
     if row is None:
         return None
     return Claim(attempts_made=row[0], max_attempts=row[1], backoff=_json(row[2]) or {},
                  worker=worker[:255], started_at=now)
+
+
+def _fetchone(sql: str, params: list) -> tuple | None:
+    with _cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+@contextmanager
+def _cursor() -> Iterator[Any]:
+    """A cursor for the per-job statements.
+
+    On PostgreSQL a psycopg cursor with server-side binding on Django's own
+    connection (Django's cursors bind client-side): the parameters travel
+    apart from the text instead of being quoted into it in Python, and
+    Django's cursor wrapper is skipped. Measured on the VM: 1.2 → 0.87 ms of
+    wall and 480 → 240 µs of client CPU per job (both statements). Django
+    leaves psycopg's automatic preparing off (``prepare_threshold`` None, for
+    connection poolers); ``"prepare_threshold": 5`` in the database OPTIONS
+    turns it on, and these two statements are then also spared the server's
+    parse and plan. Django's query log is not written for them. Elsewhere,
+    Django's cursor.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
 
 
 def _this_run(job_id: str, run: Claim):
@@ -76,10 +167,25 @@ def _this_run(job_id: str, run: Claim):
 
 
 def complete(job_id: str, result: Any, *, run: Claim, now: datetime | None = None) -> bool:
+    """Move a job from active to completed with its result; False if it was not active in ``run``.
+
+    One ``UPDATE`` by primary key, like ``claim``: the ORM's ``update()``
+    spent more time building the query than the database spent running it.
+    """
     now = now or timezone.now()
-    return bool(
-        _this_run(job_id, run).update(state=JobState.COMPLETED, result=result, finished_at=now)
-    )
+    sql = _complete_sql(connection.vendor)
+    params = [
+        JobState.COMPLETED.value,
+        _RESULT_FIELD.get_db_prep_save(result, connection),
+        connection.ops.adapt_datetimefield_value(now),
+        job_id,
+        JobState.ACTIVE.value,
+        run.worker,
+        connection.ops.adapt_datetimefield_value(run.started_at),
+    ]
+    with _cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
 
 
 def record_failure(

@@ -11,6 +11,7 @@ from tasks.models import Job, Notification
 from tasks.publishing import message_for, publish
 from tasks.queues import JobPriority, QueueName, add_job, queue_registry
 from tests.integration.helpers import queue_length, wait_state
+from tests.processes import wait_for
 from tests.testapp.models import Execution
 
 
@@ -70,7 +71,9 @@ def test_last_failure_fails_the_job_and_calls_the_failure_hook(service):
     assert [e["attempt"] for e in job.errors] == [1, 2]
     assert all("ConnectionError: upstream unreachable" in e["error"] for e in job.errors)
     assert job.finished_at is not None
-    hook = Notification.objects.get(job_id=f"hook:{job_id}")
+    # The hook runs after the failed state is committed: wait for it.
+    hook = wait_for(lambda: Notification.objects.filter(job_id=f"hook:{job_id}").first(), 10,
+                    message="the failure hook")
     assert "upstream unreachable" in hook.message
     assert [j.id for j in queue_registry.get_queue(QueueName.DATA_PROCESSING).get_failed()] == [job_id]
 
