@@ -49,6 +49,17 @@ def _wait(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def _terminate(process: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM (a clean shutdown), SIGKILL if it takes longer than ``timeout``."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class HostPostgres:
     """A throwaway cluster in a temporary directory, trust auth for the test network."""
 
@@ -98,12 +109,7 @@ class HostPostgres:
         _wait(lambda: subprocess.run(ready).returncode == 0, 30, "the private PostgreSQL")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        _terminate(self.process, 15)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -133,12 +139,7 @@ class HostRedis:
               "the private Redis")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        _terminate(self.process, 10)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
