@@ -4,6 +4,7 @@ from celery import current_app
 from celery.app.task import Task
 
 from tasks.processors.email import send_welcome_email
+from tasks.routing import broker_priority
 from tasks.wire import MessageBuilder, _Recorder
 
 EMAIL = {"to": "a@example.com", "subject": "s", "body": "b"}
@@ -27,7 +28,8 @@ def test_given_two_jobs_when_built_from_a_template_then_each_equals_celerys_own_
     builder = MessageBuilder(current_app, producer, batched=False)
     for job_id, data, priority in [("job-1", EMAIL, 3), ("job-2", {**EMAIL, "to": "b@x.org"}, 1)]:
         builder.send(job_id, send_welcome_email.name, "email", data, priority)
-        body, options, declare = celerys_message(job_id, data, priority - 1)  # Redis: 0 first
+        native = broker_priority(priority, current_app.conf.broker_url)  # Redis 0 first, AMQP 5
+        body, options, declare = celerys_message(job_id, data, native)
         our_body, our_options = producer.published
         assert [entity.name for entity in our_options.pop("declare")] == declare
         assert (our_body, our_options) == (body, options)
