@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,14 +37,28 @@ class Context:
         log = self.tmp / f"worker-{self.database}-{tag}-{system}-{self._serial}.log"
         return Worker(system, self.env, log, pool=pool, concurrency=concurrency)
 
+    def ensure_own_server(self) -> None:
+        """Refuse to flush any server but the suite's own private one.
+
+        ``bench/suite.py`` starts it in a temporary directory and names that
+        directory in ``BENCH_SERVER_DIR``; a server whose ``dir`` differs (a
+        user's Redis, reached by running ``bench/child.py`` by hand with other
+        URLs) is never flushed.
+        """
+        expected = self.env.get("BENCH_SERVER_DIR")
+        for client in (self.broker, self.counter):
+            actual = client.config_get("dir").get("dir", "")
+            if not expected or os.path.realpath(actual) != os.path.realpath(expected):
+                raise RuntimeError(f"refusing to flush the Redis at {client}: it is not the "
+                                   "benchmark's own server (BENCH_SERVER_DIR)")
+
     def reset(self) -> None:
         """Empty the broker and the counters, delete the benchmark's job rows, drop connections."""
         from django.db import connections
 
         from tasks.models import Job, JobLog
 
-        # Both clients point at the suite's own private server (bench/suite.py
-        # starts it on a free port); never at a user's Redis.
+        self.ensure_own_server()
         self.broker.flushdb()
         self.counter.flushdb()
         bench_jobs = Job.objects.filter(name__startswith="bench-")

@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server.start()
         env.update(
-            REDIS_URL=server.url(1), BENCH_BROKER_URL=server.url(1), BENCH_COUNTER_URL=server.url(0)
+            REDIS_URL=server.url(1), BENCH_BROKER_URL=server.url(1), BENCH_COUNTER_URL=server.url(0),
+            BENCH_SERVER_DIR=str(server.data_dir),  # bench/context.py flushes only this server
         )
         version = code_version()
         print(
