@@ -12,7 +12,8 @@ so reusing it changes nothing else; a channel whose pool was replaced
 (after a fork, or a reconnect) gets a fresh client for the new pool.
 
 Installed by ``tasks.worker`` when a worker starts; other processes keep
-kombu's behaviour.
+kombu's behaviour, except the publisher (``tasks.wire``), which asks
+``client_for`` for its channel's client instead of going through kombu.
 """
 
 from __future__ import annotations
@@ -35,13 +36,22 @@ def reuse_redis_clients() -> bool:
         return True
 
     def _create_client(self: Any, asynchronous: bool = False) -> Any:
-        pool = self.async_pool if asynchronous else self.pool
-        client = self.__dict__.get(_ATTRS[asynchronous])
-        if client is None or client.connection_pool is not pool:
-            client = original(self, asynchronous=asynchronous)
-            self.__dict__[_ATTRS[asynchronous]] = client
-        return client
+        return _cached(self, asynchronous, original)
 
     _create_client.reuses_clients = True  # type: ignore[attr-defined]
     Channel._create_client = _create_client
     return True
+
+
+def client_for(channel: Any) -> Any:
+    """The channel's reused redis-py client (made on first use, remade for a new pool)."""
+    return _cached(channel, False, type(channel)._create_client)
+
+
+def _cached(channel: Any, asynchronous: bool, create: Any) -> Any:
+    pool = channel.async_pool if asynchronous else channel.pool
+    client = channel.__dict__.get(_ATTRS[asynchronous])
+    if client is None or client.connection_pool is not pool:
+        client = create(channel, asynchronous=asynchronous)
+        channel.__dict__[_ATTRS[asynchronous]] = client
+    return client

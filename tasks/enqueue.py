@@ -22,14 +22,14 @@ from django.utils import timezone
 
 from tasks.db import raw_cursor
 from tasks.models import Job, JobState
-from tasks.publishing import Message, publish_on_commit
+from tasks.publishing import Message, publish_on_commit, stamps_at_insert
 from tasks.spec import JobSpec
 
 logger = logging.getLogger("tasks.jobs")
 
 #: Columns the enqueue sets; every other column takes its model default.
 _SET = ("id", "queue", "name", "data", "priority", "state", "max_attempts", "backoff",
-        "delay_ms", "run_at", "created_at", "enqueued_at")
+        "delay_ms", "run_at", "created_at", "enqueued_at", "published_at")
 
 
 @lru_cache(maxsize=4)
@@ -49,7 +49,9 @@ def _insert_sql(vendor: str) -> tuple[str, tuple]:
     return sql, defaults
 
 
-def _values(spec: JobSpec, job_id: str, now: datetime, adapt, defaults: tuple) -> tuple:
+def _values(spec: JobSpec, job_id: str, now: datetime, adapt, defaults: tuple,
+            stamped: bool) -> tuple:
+    """One row; ``stamped``: marked published already (``publishing.stamps_at_insert``)."""
     delayed = spec.delay_s > 0
     stamp = adapt(now)
     return (
@@ -65,6 +67,7 @@ def _values(spec: JobSpec, job_id: str, now: datetime, adapt, defaults: tuple) -
         adapt(now + timedelta(seconds=spec.delay_s)) if delayed else None,
         stamp,
         None if delayed else stamp,
+        stamp if stamped and not delayed else None,
         *defaults,
     )
 
@@ -129,15 +132,16 @@ def enqueue(spec: JobSpec) -> str:
     """
     job_id = spec.job_id or str(uuid.uuid4())
     sql, defaults = _insert_sql(connection.vendor)
+    stamped = stamps_at_insert()
     values = _values(spec, job_id, timezone.now(), connection.ops.adapt_datetimefield_value,
-                     defaults)
+                     defaults, stamped)
     with raw_cursor() as cursor:
         cursor.execute(sql, values)
         inserted = cursor.rowcount
     if not inserted:  # the id exists: an earlier or concurrent enqueue won
         return job_id
     if spec.delay_s <= 0:
-        publish_on_commit([_message(spec, job_id)])
+        publish_on_commit([_message(spec, job_id)], claimed=stamped)
     logger.debug("job %s added", job_id,
                  extra={"job_id": job_id, "queue": spec.queue.value, "job_name": spec.name})
     return job_id
@@ -153,6 +157,7 @@ def enqueue_many(specs: Sequence[JobSpec]) -> list[str]:
     wanted = [spec.job_id for spec in specs if spec.job_id is not None]
     sql, defaults = _insert_sql(connection.vendor)
     adapt = connection.ops.adapt_datetimefield_value
+    stamped = stamps_at_insert()
     with transaction.atomic():
         existing = set(Job.objects.filter(pk__in=wanted).values_list("id", flat=True)) if wanted else set()
         seen: set[str] = set()
@@ -161,11 +166,11 @@ def enqueue_many(specs: Sequence[JobSpec]) -> list[str]:
             if job_id in existing or job_id in seen:
                 continue
             seen.add(job_id)
-            rows.append(_values(spec, job_id, now, adapt, defaults))
+            rows.append(_values(spec, job_id, now, adapt, defaults, stamped))
             if spec.delay_s <= 0:
                 messages.append(_message(spec, job_id))
         if rows:
             _insert_many(sql, rows)
-        publish_on_commit(messages)
+        publish_on_commit(messages, claimed=stamped)
     logger.info("%d job(s) added in bulk", len(rows))
     return ids

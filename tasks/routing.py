@@ -49,7 +49,10 @@ def broker_priority(priority: int, broker_url: str) -> int:
     RabbitMQ delivers the highest number first (``x-max-priority`` = 5):
     CRITICAL=1 -> 5 … BACKGROUND=5 -> 1.
     """
+    return native_priority(priority, broker_url.startswith(("amqp", "pyamqp", "amqps")))
+
+
+def native_priority(priority: int, highest_first: bool) -> int:
+    """``broker_priority`` for a broker known to deliver the highest number first (AMQP) or not."""
     level = int(JobPriority(priority))
-    if broker_url.startswith(("amqp", "pyamqp", "amqps")):
-        return PRIORITY_LEVELS + 1 - level
-    return level - 1
+    return PRIORITY_LEVELS + 1 - level if highest_first else level - 1

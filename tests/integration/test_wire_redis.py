@@ -1,4 +1,4 @@
-"""On Redis, a pipelined chunk writes exactly the message ``Producer.publish`` writes."""
+"""On Redis, a pipelined chunk (or a single direct push) writes exactly the message ``Producer.publish`` writes."""
 
 import json
 
@@ -34,10 +34,13 @@ def test_given_redis_when_a_chunk_is_pipelined_then_its_message_equals_kombus(br
         with piped.chunk():
             piped.send("wire-1", send_welcome_email.name, "email", EMAIL, 2)
             assert piped._pipeline is not None
+        single = MessageBuilder(current_app, producer, batched=False)
+        with single.chunk():  # one message: a direct LPUSH, no pipeline
+            single.send("wire-1", send_welcome_email.name, "email", EMAIL, 2)
         with producer.channel.conn_or_acquire() as client:
             key = producer.channel._q_for_pri("email", 1)
-            assert client.llen(key) == 2
-            first, second = _queued(client, key), _queued(client, key)
+            assert client.llen(key) == 3
+            first, second, third = (_queued(client, key) for _ in range(3))
             client.flushdb()
-    assert first == second
+    assert first == second == third
     assert first["headers"]["id"] == "wire-1"
