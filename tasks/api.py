@@ -14,9 +14,16 @@ from tasks.routing import parse_queue
 from tasks.spec import JobSpec, build_spec, encode_data
 
 
-def _spec(queue: Any, name: Any, data: Any, options: Mapping[str, Any]) -> JobSpec:
+def _spec(queue: Any, name: Any, data: Any, options: Mapping[str, Any],
+          tasks: dict | None = None) -> JobSpec:
+    """``tasks``: (queue, name) -> task already looked up by this call (``add_bulk``)."""
+    cacheable = tasks is not None and isinstance(queue, str) and isinstance(name, str)
+    task = tasks.get((queue, name)) if cacheable else None
     queue_name = parse_queue(queue)
-    task = get_task(queue_name, name)
+    if task is None:
+        task = get_task(queue_name, name)
+        if cacheable:
+            tasks[(queue, name)] = task
     data, data_json = encode_data(data)
     if not _fits(task.run, data.keys()):
         task.bind_data(kwargs=data)  # raises the precise InvalidArgumentsError
@@ -88,8 +95,9 @@ def add_bulk(jobs: Iterable[Mapping[str, Any]]) -> list[str]:
     ``add_job``. Every item is validated before anything is written.
     """
     specs = []
+    tasks: dict = {}
     for item in jobs:
         item = dict(item)
         queue, name, data = item.pop("queue", None), item.pop("name", None), item.pop("data", None)
-        specs.append(_spec(queue, name, data, item))
+        specs.append(_spec(queue, name, data, item, tasks))
     return enqueue_many(specs)

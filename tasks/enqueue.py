@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -21,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from tasks.db import raw_cursor
+from tasks.ids import new_job_id
 from tasks.models import Job, JobState
 from tasks.publishing import Message, publish_on_commit, stamps_at_insert
 from tasks.spec import JobSpec
@@ -49,27 +49,40 @@ def _insert_sql(vendor: str) -> tuple[str, tuple]:
     return sql, defaults
 
 
-def _values(spec: JobSpec, job_id: str, now: datetime, adapt, defaults: tuple,
-            stamped: bool) -> tuple:
-    """One row; ``stamped``: marked published already (``publishing.stamps_at_insert``)."""
-    delayed = spec.delay_s > 0
-    stamp = adapt(now)
-    return (
-        job_id,
-        spec.queue.value,
-        spec.name,
-        spec.data_json if spec.data_json is not None else json.dumps(spec.data),
-        spec.priority,
-        JobState.DELAYED.value if delayed else JobState.WAITING.value,
-        spec.attempts,
-        json.dumps(spec.backoff, separators=(",", ":")),
-        int(spec.delay_s * 1000),
-        adapt(now + timedelta(seconds=spec.delay_s)) if delayed else None,
-        stamp,
-        None if delayed else stamp,
-        stamp if stamped and not delayed else None,
-        *defaults,
-    )
+class _Rows:
+    """Builds the INSERT's rows for one enqueue: what all its rows share is worked out once."""
+
+    def __init__(self, now: datetime, stamped: bool) -> None:
+        """``stamped``: rows are marked published already (``publishing.stamps_at_insert``)."""
+        self.now = now
+        self.adapt = connection.ops.adapt_datetimefield_value
+        self.stamp = self.adapt(now)
+        self.published = self.stamp if stamped else None
+        self.sql, self.defaults = _insert_sql(connection.vendor)
+        self._backoffs: dict[int, tuple[dict, str]] = {}  # presets are shared dicts
+
+    def row(self, spec: JobSpec, job_id: str) -> tuple:
+        delayed = spec.delay_s > 0
+        cached = self._backoffs.get(id(spec.backoff))
+        if cached is None or cached[0] is not spec.backoff:
+            cached = (spec.backoff, json.dumps(spec.backoff, separators=(",", ":")))
+            self._backoffs[id(spec.backoff)] = cached
+        return (
+            job_id,
+            spec.queue.value,
+            spec.name,
+            spec.data_json if spec.data_json is not None else json.dumps(spec.data),
+            spec.priority,
+            JobState.DELAYED.value if delayed else JobState.WAITING.value,
+            spec.attempts,
+            cached[1],
+            int(spec.delay_s * 1000),
+            self.adapt(self.now + timedelta(seconds=spec.delay_s)) if delayed else None,
+            self.stamp,
+            None if delayed else self.stamp,
+            None if delayed else self.published,
+            *self.defaults,
+        )
 
 
 def _insert_many(sql: str, rows: list[tuple]) -> None:
@@ -78,15 +91,22 @@ def _insert_many(sql: str, rows: list[tuple]) -> None:
     psycopg's pipelined ``executemany`` still runs one statement per row
     (~180 µs each on the development VM), and a 1,000-row VALUES list costs
     more to format than to run; one array per column (``unnest``) does not.
+    The arrays travel as bound parameters in binary (``%b``): Django's cursor binds
+    client-side, quoting every element of every text array with a regular
+    expression (measured ~40 % of a 1,000-job ``add_bulk``).
     """
-    with raw_cursor() as cursor:
-        if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql":
+        with raw_cursor() as cursor:
             cursor.executemany(sql, rows)
-            return
-        width = len(_SET)
-        # The defaults come first in the statement (SELECT list), then one array per column.
-        cursor.execute(_unnest_sql(), [*rows[0][width:],
-                                       *([row[i] for row in rows] for i in range(width))])
+        return
+    import psycopg
+
+    width = len(_SET)
+    # The defaults come first in the statement (SELECT list), then one array per column.
+    params = [*rows[0][width:], *([row[i] for row in rows] for i in range(width))]
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_unnest_sql(), params)
 
 
 @lru_cache(maxsize=1)
@@ -94,8 +114,8 @@ def _unnest_sql() -> str:
     fields = {field.attname: field for field in Job._meta.concrete_fields}
     quote = connection.ops.quote_name
     rest = [field for name, field in fields.items() if name not in _SET]
-    arrays = ", ".join(
-        f"%s::{'text' if fields[name].db_type(connection) == 'jsonb' else _base(fields[name])}[]"
+    arrays = ", ".join(  # ``%b``: psycopg sends the parameter in binary
+        f"%b::{'text' if fields[name].db_type(connection) == 'jsonb' else _base(fields[name])}[]"
         for name in _SET
     )
     columns = ", ".join(
@@ -115,12 +135,15 @@ def _unnest_sql() -> str:
 
 def _base(field) -> str:
     """The column type without length or check (``varchar(255)`` -> ``varchar``)."""
-    return field.db_type(connection).split("(")[0].split(" ")[0]
+    db_type = field.db_type(connection)
+    if db_type.startswith("timestamp with time zone"):
+        return "timestamptz"
+    return db_type.split("(")[0].split(" ")[0]
 
 
 def _message(spec: JobSpec, job_id: str) -> Message:
     return Message(job_id, f"{spec.queue.value}.{spec.name}", spec.queue.value, spec.data,
-                   spec.priority)
+                   spec.priority, spec.data_json)
 
 
 def enqueue(spec: JobSpec) -> str:
@@ -130,13 +153,11 @@ def enqueue(spec: JobSpec) -> str:
     that id (deduplication). Delayed jobs are not published here: the
     promoter sends them when they fall due.
     """
-    job_id = spec.job_id or str(uuid.uuid4())
-    sql, defaults = _insert_sql(connection.vendor)
+    job_id = spec.job_id or new_job_id()
     stamped = stamps_at_insert()
-    values = _values(spec, job_id, timezone.now(), connection.ops.adapt_datetimefield_value,
-                     defaults, stamped)
+    rows = _Rows(timezone.now(), stamped)
     with raw_cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(rows.sql, rows.row(spec, job_id))
         inserted = cursor.rowcount
     if not inserted:  # the id exists: an earlier or concurrent enqueue won
         return job_id
@@ -152,12 +173,10 @@ def enqueue_many(specs: Sequence[JobSpec]) -> list[str]:
 
     Caller-chosen ids that already exist are skipped (their ids are returned).
     """
-    now = timezone.now()
-    ids = [spec.job_id or str(uuid.uuid4()) for spec in specs]
+    ids = [spec.job_id or new_job_id() for spec in specs]
     wanted = [spec.job_id for spec in specs if spec.job_id is not None]
-    sql, defaults = _insert_sql(connection.vendor)
-    adapt = connection.ops.adapt_datetimefield_value
     stamped = stamps_at_insert()
+    builder = _Rows(timezone.now(), stamped)
     with transaction.atomic():
         existing = set(Job.objects.filter(pk__in=wanted).values_list("id", flat=True)) if wanted else set()
         seen: set[str] = set()
@@ -166,11 +185,11 @@ def enqueue_many(specs: Sequence[JobSpec]) -> list[str]:
             if job_id in existing or job_id in seen:
                 continue
             seen.add(job_id)
-            rows.append(_values(spec, job_id, now, adapt, defaults, stamped))
+            rows.append(builder.row(spec, job_id))
             if spec.delay_s <= 0:
                 messages.append(_message(spec, job_id))
         if rows:
-            _insert_many(sql, rows)
+            _insert_many(builder.sql, rows)
         publish_on_commit(messages, claimed=stamped)
     logger.info("%d job(s) added in bulk", len(rows))
     return ids

@@ -49,6 +49,7 @@ class Message:
     queue: str
     data: dict
     priority: int
+    data_json: str | None = None  # ``data`` as JSON, when the enqueue already encoded it
 
 
 def message_for(job: Job) -> Message:
@@ -85,7 +86,7 @@ def publish(messages: Sequence[Message], claimed: bool = False) -> list[str]:
                 with builder.chunk():
                     for message in chunk:
                         builder.send(message.job_id, message.task_name, message.queue,
-                                     message.data, message.priority)
+                                     message.data, message.priority, message.data_json)
                 ids = [message.job_id for message in chunk]
                 sent.extend(ids)
                 if not claimed:

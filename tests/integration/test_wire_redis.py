@@ -1,5 +1,6 @@
 """On Redis, a pipelined chunk (or a single direct push) writes exactly the message ``Producer.publish`` writes."""
 
+import base64
 import json
 
 import pytest
@@ -13,8 +14,11 @@ EMAIL = {"to": "a@example.com", "subject": "s", "body": "b"}
 
 
 def _queued(client, key: str) -> dict:
-    message = json.loads(client.lpop(key))
-    message["properties"].pop("delivery_tag")  # a fresh uuid per message
+    """The oldest message of the list, its body decoded (the JSON's spacing may differ)."""
+    message = json.loads(client.rpop(key))
+    assert message["properties"].pop("delivery_tag")  # a fresh uuid per message
+    assert message["properties"]["body_encoding"] == "base64"
+    message["body"] = json.loads(base64.b64decode(message["body"]))
     return message
 
 
@@ -37,10 +41,39 @@ def test_given_redis_when_a_chunk_is_pipelined_then_its_message_equals_kombus(br
         single = MessageBuilder(current_app, producer, batched=False)
         with single.chunk():  # one message: a direct LPUSH, no pipeline
             single.send("wire-1", send_welcome_email.name, "email", EMAIL, 2)
+        spliced = MessageBuilder(current_app, producer, batched=True)
+        with spliced.chunk():  # the enqueue's own JSON of the data, spliced into the body
+            spliced.send("wire-1", send_welcome_email.name, "email", EMAIL, 2,
+                         data_json=json.dumps(EMAIL, separators=(",", ":")))
         with producer.channel.conn_or_acquire() as client:
             key = producer.channel._q_for_pri("email", 1)
-            assert client.llen(key) == 3
-            first, second, third = (_queued(client, key) for _ in range(3))
+            assert client.llen(key) == 4
+            messages = [_queued(client, key) for _ in range(4)]
             client.flushdb()
-    assert first == second == third
-    assert first["headers"]["id"] == "wire-1"
+    assert messages[0]["headers"]["id"] == "wire-1"
+    assert messages[0]["body"] == [[], EMAIL, messages[0]["body"][2]]
+    for message in messages[1:]:
+        assert message == messages[0]
+
+
+def test_given_a_chunk_of_many_jobs_when_pushed_then_each_list_gets_them_oldest_first(broker):
+    """One LPUSH per list with all of its messages: the first sent is the first popped."""
+    if not broker.startswith("redis"):
+        pytest.skip(f"Redis only; broker is {broker.split(':')[0]}")
+    if private_server() is None:
+        pytest.skip("needs the test session's private Redis: it writes to and flushes a spare "
+                    "database, which on another server may be somebody's data")
+    spare_db = broker.rsplit("/", 1)[0] + "/15"
+    with current_app.connection_for_write(spare_db) as connection:
+        producer = current_app.amqp.Producer(connection)
+        builder = MessageBuilder(current_app, producer, batched=True)
+        with builder.chunk():
+            for i in range(6):
+                builder.send(f"job-{i}", send_welcome_email.name, "email", EMAIL, 1 if i % 2 else 5)
+            assert builder._pipeline is not None
+        with producer.channel.conn_or_acquire() as client:
+            critical, background = (producer.channel._q_for_pri("email", level) for level in (0, 4))
+            popped = {key: [_queued(client, key)["headers"]["id"] for _ in range(3)]
+                      for key in (critical, background)}
+            client.flushdb()
+    assert popped == {critical: ["job-1", "job-3", "job-5"], background: ["job-0", "job-2", "job-4"]}
