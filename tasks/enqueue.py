@@ -19,7 +19,7 @@ from functools import lru_cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from tasks.db import raw_cursor
+from tasks.db import bound_cursor, raw_cursor
 from tasks.ids import new_job_id
 from tasks.models import Job, JobState
 from tasks.publishing import Message, publish_on_commit, stamps_at_insert
@@ -99,13 +99,10 @@ def _insert_many(sql: str, rows: list[tuple]) -> None:
         with raw_cursor() as cursor:
             cursor.executemany(sql, rows)
         return
-    import psycopg
-
     width = len(_SET)
     # The defaults come first in the statement (SELECT list), then one array per column.
     params = [*rows[0][width:], *([row[i] for row in rows] for i in range(width))]
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(_unnest_sql(), params)
 
 
@@ -156,7 +153,7 @@ def enqueue(spec: JobSpec) -> str:
     job_id = spec.job_id or new_job_id()
     stamped = stamps_at_insert()
     rows = _Rows(timezone.now(), stamped)
-    with raw_cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(rows.sql, rows.row(spec, job_id))
         inserted = cursor.rowcount
     if not inserted:  # the id exists: an earlier or concurrent enqueue won

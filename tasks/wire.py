@@ -9,16 +9,16 @@ exactly Celery's; each message then only swaps in its id, kwargs and priority.
 A job enqueued from inside a running task gets a fresh template (its
 ``parent_id``/``root_id`` name that task).
 
-On Redis a chunk of messages goes out as the ``LPUSH``es of one pipeline
-(a single message: one ``LPUSH``), each message made by the same kombu calls
-``Producer.publish`` makes (serialise, ``prepare_message``, routing,
-priority list), but without its per-message dispatch through the batch
-machinery or, for a single message, its retry wrapper and a new redis-py
-client per call: together they measured ~3× the ``LPUSH`` itself. A failed
-push is not retried here: the row stays for the relay or the reconciler
-(``tasks.publishing``), so a caller never waits on a dead broker. Queues are
-declared once per channel. Other transports use ``Producer.publish`` and
-``Producer.batch()`` (AMQP: with publisher confirms).
+On Redis a chunk of messages goes out as one ``LPUSH`` per list (priority
+level) with all of its messages, in one pipeline; each payload is rendered
+from a frozen kombu message (``tasks.redis_payload``), without kombu's
+per-message dispatch through its batch machinery or, for a single message,
+its retry wrapper and a new redis-py client per call: together they
+measured ~3× the ``LPUSH`` itself. A failed push is not retried here: the
+row stays for the relay or the reconciler (``tasks.publishing``), so a
+caller never waits on a dead broker. Queues are declared once per channel.
+Other transports use ``Producer.publish`` and ``Producer.batch()`` (AMQP:
+with publisher confirms).
 
 When anything listens to ``before_task_publish``/``after_task_publish``
 (tracing, for instance) every message takes Celery's full path, so the
@@ -29,20 +29,17 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 from celery import Celery, signals
 from celery.app.task import Task
 from kombu import Producer
-from kombu.entity import maybe_delivery_mode
-from kombu.utils.json import dumps as kombu_dumps
 
 from tasks.broker_clients import client_for
+from tasks.redis_payload import REPR_MAX, STAND_IN_ID, FrozenPayload
 from tasks.routing import native_priority
 
 #: Channel attribute: the tasks whose queues were declared on it (a new channel,
@@ -50,20 +47,12 @@ from tasks.routing import native_priority
 _DECLARED = "_intelgraph_declared"
 #: The parts of a publish retry policy that ``Connection.ensure_connection`` takes.
 _CONNECT_POLICY = ("max_retries", "interval_start", "interval_step", "interval_max")
-#: Channel attribute: (template, queue) -> its ``_Frozen`` payload, or None.
+#: Channel attribute: (template, queue) -> its ``FrozenPayload``, or None.
 _FROZEN = "_intelgraph_frozen"
 #: Channel attribute: the producer kept for it (``producer_for``).
 _PRODUCER = "_intelgraph_producer"
 #: The id of the template message: replaced by each job's id.
 _TEMPLATE_ID = "tasks.wire:template"
-#: Celery's ``argsrepr``/``kwargsrepr`` limit (``task_protocol`` 2, display only).
-_REPR_MAX = 1024
-#: ``Producer.publish`` arguments that are not message properties.
-_PUBLISH_ARGS = frozenset({
-    "exchange", "routing_key", "serializer", "compression", "retry", "retry_policy",
-    "delivery_mode", "headers", "timeout", "confirm_timeout", "priority", "declare",
-    "mandatory", "immediate", "expiration", "content_type", "content_encoding",
-})
 
 
 @dataclass(frozen=True)
@@ -97,96 +86,14 @@ def _options(template: _Template, job_id: str, data: dict, queue: str, priority:
     if headers.get("root_id") == _TEMPLATE_ID:
         headers["root_id"] = job_id
     kwargsrepr = repr(data)
-    headers["kwargsrepr"] = kwargsrepr if len(kwargsrepr) <= _REPR_MAX else (
-        kwargsrepr[:_REPR_MAX - 3] + "..."
+    headers["kwargsrepr"] = kwargsrepr if len(kwargsrepr) <= REPR_MAX else (
+        kwargsrepr[:REPR_MAX - 3] + "..."
     )
     options["headers"] = headers
     options["correlation_id"] = job_id
     options["priority"] = priority
     options["routing_key"] = queue
     return options
-
-
-#: Stand-ins in a frozen payload, replaced per message.
-_SLOTS = ("id", "root_id", "kwargsrepr", "correlation_id", "priority", "delivery_tag", "body")
-
-
-@dataclass(frozen=True)
-class _Frozen:
-    """A Redis payload as JSON text with slots: one string join per message.
-
-    Made once per task and queue by the very kombu calls ``Producer.publish``
-    makes (serialise, ``prepare_message``, ``_inplace_augment_message``),
-    run on stand-in values, then split where they stand. Per message only
-    the id, kwargs repr, priority, delivery tag and body are encoded: the
-    kombu calls and two JSON encodes of the whole message measured ~70 % of
-    ``add_bulk``'s publish.
-    """
-
-    parts: tuple[str, ...]  # text between slots: len(slots) + 1
-    slots: tuple[str, ...]  # slot names in text order
-    tail: str  # the body after the kwargs: ``, <embed>]``
-    body_encoding: str | None
-    channel: Any
-
-    @classmethod
-    def make(cls, producer: Producer, template: _Template, queue: str) -> _Frozen:
-        channel = producer.channel
-        stand_in = {slot: f"\x00{slot}\x00" for slot in _SLOTS}
-        options = _options(template, stand_in["id"], {}, queue, 0)
-        headers = options["headers"]
-        if headers.get("root_id") == stand_in["id"]:
-            headers["root_id"] = stand_in["root_id"]
-        headers["kwargsrepr"] = stand_in["kwargsrepr"]
-        options["correlation_id"] = stand_in["correlation_id"]
-        properties = {k: v for k, v in options.items() if k not in _PUBLISH_ARGS}
-        properties["delivery_mode"] = maybe_delivery_mode(
-            options.get("delivery_mode") or producer.exchange.delivery_mode
-        )
-        properties["priority"] = stand_in["priority"]
-        message = channel.prepare_message(
-            stand_in["body"], stand_in["priority"], "application/json", "utf-8", headers,
-            properties,
-        )
-        message["body"], body_encoding = stand_in["body"], channel.body_encoding
-        message["properties"].update(
-            body_encoding=body_encoding, delivery_tag=stand_in["delivery_tag"],
-            delivery_info={"exchange": "", "routing_key": queue},
-        )
-        text = kombu_dumps(message)
-        quoted = {kombu_dumps(value): slot for slot, value in stand_in.items()}
-        parts, slots, rest = [], [], text
-        while True:
-            found = [(rest.find(q), q) for q in quoted if q in rest]
-            if not found:
-                break
-            at, q = min(found)
-            parts.append(rest[:at])
-            slots.append(quoted[q])
-            rest = rest[at + len(q):]
-        parts.append(rest)
-        tail = kombu_dumps(((), {}, *template.body_tail))
-        tail = tail[tail.index("{}") + 2:]
-        return cls(tuple(parts), tuple(slots), tail, body_encoding, channel)
-
-    def render(self, job_id: str, data: dict, data_json: str | None, priority: int) -> str:
-        kwargsrepr = repr(data)
-        if len(kwargsrepr) > _REPR_MAX:
-            kwargsrepr = kwargsrepr[:_REPR_MAX - 3] + "..."
-        body = "[[], " + (data_json if data_json is not None else kombu_dumps(data)) + self.tail
-        body, _ = self.channel.encode_body(body, self.body_encoding)
-        quoted_id = _quote(job_id)
-        values = {
-            "id": quoted_id, "root_id": quoted_id, "correlation_id": quoted_id,
-            "kwargsrepr": _quote(kwargsrepr), "priority": str(priority),
-            "delivery_tag": '"' + str(uuid.uuid4()) + '"', "body": _quote(body),
-        }
-        parts = self.parts
-        out = [parts[0]]
-        for i, slot in enumerate(self.slots, 1):
-            out.append(values[slot])
-            out.append(parts[i])
-        return "".join(out)
 
 
 def producer_for(app: Celery, connection: Any) -> Producer:
@@ -235,7 +142,7 @@ class MessageBuilder:
         self._pipeline: Any = None  # the Redis pipeline (or client) of the open chunk
         self._pending: dict[str, list[str]] = {}  # list key -> payloads, until the chunk closes
         self._keys: dict[int, str] = {}  # native priority -> list key, for the open chunk
-        self._frozens: dict[tuple[int, str], _Frozen | None] = {}  # when not shared
+        self._frozens: dict[tuple[int, str], FrozenPayload | None] = {}  # when not shared
         # Inside a task, messages name it as their parent: no shared templates then.
         self._shared = app.current_worker_task is None
 
@@ -308,7 +215,7 @@ class MessageBuilder:
         # retry loop around the declaration doubled add_job's wait on a dead broker.
         self.producer.publish(body, declare=list(template.declare), **options)
 
-    def _frozen(self, template: _Template, task_name: str, queue: str) -> _Frozen | None:
+    def _frozen(self, template: _Template, task_name: str, queue: str) -> FrozenPayload | None:
         """The Redis payload skeleton for this task and queue; None where it cannot serve."""
         channel = self.producer.channel
         # Kept on the channel with the shared templates (a new channel freezes again).
@@ -328,7 +235,9 @@ class MessageBuilder:
                 for entity in template.declare:
                     self.producer.maybe_declare(entity)
                 declared.add(task_name)
-            frozen = _Frozen.make(self.producer, template, queue)
+            frozen = FrozenPayload.make(
+                self.producer, _options(template, STAND_IN_ID, {}, queue, 0), template.body_tail, queue
+            )
         cache[key] = frozen
         return frozen
 
