@@ -31,6 +31,7 @@ def one_run(ctx: Context, system: str, backlog: int) -> dict:
         wait_until(lambda: ctx.counter.llen(FINISHED_KEY), BUSY_AFTER, worker)
         sent_at = time.time()
         side.bulk("probe", [{"t0": sent_at, "kind": "c"}] * URGENT, priority=CRITICAL)
+        enqueued_s = time.time() - sent_at
         side.close()
 
         def critical_done() -> int:
@@ -46,6 +47,7 @@ def one_run(ctx: Context, system: str, backlog: int) -> dict:
     return {
         "background_before_last_critical": overtaken,
         "critical_done_s": last_critical - sent_at,
+        "critical_enqueue_s": enqueued_s,
     }
 
 
@@ -59,7 +61,8 @@ def run(ctx: Context, runs: int) -> dict:
             print(
                 f"  [{ctx.database}] priority run {i + 1}/{runs} {system:<7}: "
                 f"{r['background_before_last_critical']} BACKGROUND finished before the last "
-                f"CRITICAL; CRITICAL done in {r['critical_done_s']:.2f}s",
+                f"CRITICAL; CRITICAL done in {r['critical_done_s']:.2f}s "
+                f"(enqueued in {1000 * r['critical_enqueue_s']:.1f} ms)",
                 flush=True,
             )
     median = {

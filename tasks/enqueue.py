@@ -169,24 +169,29 @@ def enqueue_many(specs: Sequence[JobSpec]) -> list[str]:
     """Record many jobs in one transaction and publish them in one batch after commit.
 
     Caller-chosen ids that already exist are skipped (their ids are returned).
+    Rows and messages are built before the transaction starts: on SQLite it
+    holds the database's one write lock from its first statement, and the
+    workers' claims and completions wait for it meanwhile (as do the
+    CRITICAL jobs of this very call, if the workers are busy).
     """
     ids = [spec.job_id or new_job_id() for spec in specs]
+    builder = _Rows(timezone.now(), stamps_at_insert())
+    seen: set[str] = set()
+    entries = []  # (job id, row, message or None), one per distinct id
+    for spec, job_id in zip(specs, ids, strict=True):
+        if job_id in seen:
+            continue
+        seen.add(job_id)
+        entries.append((job_id, builder.row(spec, job_id),
+                        _message(spec, job_id) if spec.delay_s <= 0 else None))
     wanted = [spec.job_id for spec in specs if spec.job_id is not None]
-    stamped = stamps_at_insert()
-    builder = _Rows(timezone.now(), stamped)
     with transaction.atomic():
-        existing = set(Job.objects.filter(pk__in=wanted).values_list("id", flat=True)) if wanted else set()
-        seen: set[str] = set()
-        rows, messages = [], []
-        for spec, job_id in zip(specs, ids, strict=True):
-            if job_id in existing or job_id in seen:
-                continue
-            seen.add(job_id)
-            rows.append(builder.row(spec, job_id))
-            if spec.delay_s <= 0:
-                messages.append(_message(spec, job_id))
-        if rows:
-            _insert_many(builder.sql, rows)
-        publish_on_commit(messages, claimed=stamped)
-    logger.info("%d job(s) added in bulk", len(rows))
+        if wanted:
+            existing = set(Job.objects.filter(pk__in=wanted).values_list("id", flat=True))
+            entries = [entry for entry in entries if entry[0] not in existing]
+        if entries:
+            _insert_many(builder.sql, [row for _, row, _ in entries])
+        publish_on_commit([message for _, _, message in entries if message is not None],
+                          claimed=builder.published is not None)
+    logger.info("%d job(s) added in bulk", len(entries))
     return ids
