@@ -18,9 +18,10 @@ import os
 from celery import Celery
 from kombu import Exchange, Queue
 
-from bench import probes, profiling
+from bench import probes, profiling, steps
 
 profiling.install("plain")
+steps.install("plain")
 
 PRIORITY_LEVELS = (
     5  # = tasks.config.PRIORITY_LEVELS; copied so this module stays independent of the service

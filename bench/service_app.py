@@ -14,13 +14,14 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
 django.setup()
 
-from bench import probes, profiling  # noqa: E402
+from bench import probes, profiling, steps  # noqa: E402
 from intelgraph.celery import app  # noqa: E402
 from tasks.config import QueueName  # noqa: E402
 from tasks.context import JobContext  # noqa: E402
 from tasks.registry import processor  # noqa: E402
 
 profiling.install("service")
+steps.install("service")
 
 
 @processor(QueueName.ANALYTICS, "bench-noop")

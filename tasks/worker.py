@@ -7,6 +7,8 @@ A consumer bootstep that, every ``HEARTBEAT_EVERY_S``:
 - re-queues this worker's orphans: jobs the database says are active here but
   that no live request of this process holds (the pool child running them
   died, or the worker restarted under the same name).
+At start it also has task events published after a received job reaches its
+pool process, not before (``publish_events_after_pool_writes``).
 
 Registered in ``intelgraph/celery.py``. Models are imported lazily: this
 module is loaded before Django is set up.
@@ -37,6 +39,42 @@ def record_rejected(reason: str, message, detail: str = "") -> None:
         RejectedMessage.objects.create(queue=queue[:64], reason=reason, detail=detail[:2000])
     except Exception:
         logger.exception("could not record a rejected message")
+
+
+def publish_events_after_pool_writes(consumer) -> bool:
+    """Let a received job reach its pool process before its task events are published.
+
+    Celery buffers task events in the event loop and flushes them on the next
+    turn, which runs before the prefork pool writes the job to a child: every
+    job started one event ``PUBLISH`` round trip late (~0.3-0.6 ms of the
+    ~4-5 ms enqueue-to-start at idle on the 2-core VM, docs/performance.md).
+    Here the flush waits one more turn while the job is still in the pool's
+    outbound buffer, and no longer: that turn's poll returns at once (the
+    child's pipe is writable) and writes it. Events are delayed by that one
+    turn and sent as before. Returns False where nothing changes: no event
+    loop, or a pool without an outbound buffer (solo, threads), or a Celery
+    without the flush this relies on.
+    """
+    from vine import promise
+
+    hub, dispatcher = consumer.hub, consumer.event_dispatcher
+    outbound = getattr(getattr(consumer.pool, "_pool", None), "outbound_buffer", None)
+    flush = getattr(consumer, "_flush_events_promise", None)  # reads the current dispatcher
+    if hub is None or dispatcher is None or outbound is None or flush is None:
+        return False
+    deferred = [False]
+
+    def flush_after_writes() -> None:
+        if outbound and not deferred[0]:
+            deferred[0] = True
+            hub.call_soon(flush_soon)
+            return
+        deferred[0] = False
+        flush()
+
+    flush_soon = promise(flush_after_writes)
+    dispatcher.on_send_buffered = lambda: hub.call_soon(flush_soon)
+    return True
 
 
 def _guarded(strategy, consumer):
@@ -108,6 +146,7 @@ class JobWorkerStep(bootsteps.StartStopStep):
         self.cancelled = set()
         self.count_decode_errors(consumer)
         self.guard_strategies(consumer)
+        publish_events_after_pool_writes(consumer)
         self.tick(consumer)  # pauses apply before the first message is fetched
         self.timer_entry = consumer.timer.call_repeatedly(HEARTBEAT_EVERY_S, self.tick, (consumer,))
 
