@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from tasks.config import JobPriority, QueueName
 
@@ -20,17 +21,54 @@ class JobState(models.TextChoices):
 FINISHED_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
+class StateLiteral(models.Value):
+    """A job state written into the SQL text (``state = 'waiting'``), not bound as ``?``.
+
+    SQLite plans a statement from its text. From ``state = ?`` it cannot tell
+    that a partial index ``WHERE state = 'waiting'`` applies: the plan is a
+    scan of the whole table (EXPLAIN QUERY PLAN without values). SQLite 3.40
+    re-plans once the values are bound and then finds the index, but that
+    depends on the version and settings (``SQLITE_DBCONFIG_ENABLE_QPSG`` turns
+    it off); the literal does not. The value is a ``JobState``, never input.
+    """
+
+    def __init__(self, state: JobState | str) -> None:
+        super().__init__(JobState(state).value, output_field=models.CharField())
+
+    def as_sql(self, compiler, connection):
+        return f"'{self.value}'", []
+
+
+def in_state(state: JobState | str) -> Q:
+    """``state = '<state>'`` as a literal, for the queries served by a partial index."""
+    return Q(state=StateLiteral(state))
+
+
 class JobQuerySet(models.QuerySet):
     def in_queue(self, queue: QueueName | str) -> JobQuerySet:
         return self.filter(queue=str(queue))
 
     def due(self, now) -> JobQuerySet:
         """Delayed jobs whose time has come: the promoter's work list."""
-        return self.filter(state=JobState.DELAYED, run_at__lte=now)
+        return self.filter(in_state(JobState.DELAYED), run_at__lte=now)
 
     def unpublished(self, before) -> JobQuerySet:
         """Waiting jobs committed before ``before`` whose message was never sent."""
-        return self.filter(state=JobState.WAITING, published_at__isnull=True, enqueued_at__lt=before)
+        return self.filter(in_state(JobState.WAITING), published_at__isnull=True,
+                           enqueued_at__lt=before)
+
+    def waiting(self, queue: QueueName | str) -> JobQuerySet:
+        """The waiting jobs of ``queue``, by the waiting-only indexes."""
+        return self.filter(in_state(JobState.WAITING), queue=str(queue))
+
+    def active(self) -> JobQuerySet:
+        """Active jobs of every declared queue (only those can have been claimed).
+
+        The queue list lets the listing index (queue, state, …) find them: no
+        index starts with ``state``, so without it the reconciler and every
+        worker's orphan sweep would scan the whole table.
+        """
+        return self.filter(queue__in=[q.value for q in QueueName], state=JobState.ACTIVE)
 
 
 class Job(models.Model):

@@ -75,7 +75,7 @@ def requeue_lost(hostname: str, exclude_ids: Iterable[str] = (), now: datetime |
                  started_before: datetime | None = None) -> int:
     """Called by a live worker for its own orphans (jobs no request of it holds)."""
     now = now or timezone.now()
-    jobs = Job.objects.filter(state=JobState.ACTIVE, worker=hostname).exclude(pk__in=list(exclude_ids))
+    jobs = Job.objects.active().filter(worker=hostname).exclude(pk__in=list(exclude_ids))
     if started_before is not None:
         jobs = jobs.filter(started_at__lt=started_before)
     ids = list(jobs.values_list("id", flat=True))
@@ -88,7 +88,7 @@ def reconcile_active(now: datetime | None = None) -> int:
     live = [w.hostname for w in workers(now)]
     cutoff = now - timedelta(seconds=settings.JOB_WORKER_GONE_AFTER_S)
     ids = list(
-        Job.objects.filter(state=JobState.ACTIVE, started_at__lt=cutoff)
+        Job.objects.active().filter(started_at__lt=cutoff)
         .exclude(worker__in=live)
         .values_list("id", flat=True)[:1000]
     )
@@ -130,7 +130,7 @@ def reconcile_waiting(now: datetime | None = None, stuck_after_s: float | None =
     republished = 0
     for queue in QueueName:
         candidates = list(
-            Job.objects.filter(queue=queue.value, state=JobState.WAITING, published_at__lt=before)
+            Job.objects.waiting(queue).filter(published_at__lt=before)
             .order_by("published_at")[:1000]
         )
         if not candidates:
@@ -157,8 +157,8 @@ def enforce_cancellations(now: datetime | None = None) -> int:
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.JOB_CANCEL_GRACE_S)
     ids = list(
-        Job.objects.filter(state=JobState.ACTIVE, cancel_requested=True,
-                           cancel_requested_at__lt=cutoff).values_list("id", flat=True)[:100]
+        Job.objects.active().filter(cancel_requested=True, cancel_requested_at__lt=cutoff)
+        .values_list("id", flat=True)[:100]
     )
     for job_id in ids:
         logger.warning("job %s ignored its cancellation for %ss: terminating it", job_id,

@@ -50,7 +50,9 @@ def _deleted_jobs(outcome: tuple[int, dict[str, int]]) -> int:
 def keep_newest(queue: QueueName, state: str, count: int) -> int:
     """Delete all but the newest ``count`` finished jobs in ``state``."""
     boundary = (
-        Job.objects.filter(queue=queue.value, state=state)
+        # finished_at IS NOT NULL, true of every finished job, is what lets the
+        # partial index job_finished serve this ORDER BY.
+        Job.objects.filter(queue=queue.value, state=state, finished_at__isnull=False)
         .order_by("-finished_at")
         .values_list("finished_at", flat=True)[count:count + 1]
     )

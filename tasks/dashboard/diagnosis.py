@@ -63,7 +63,7 @@ def reasons(job: Job, situation: QueueSituation | None = None,
         found.append(f"All consumers of {job.queue} are busy "
                      f"({', '.join(situation.consumers)}).")
     if job.state == JobState.WAITING:
-        waiting = Job.objects.filter(queue=job.queue, state=JobState.WAITING)
+        waiting = Job.objects.waiting(job.queue)
         higher = waiting.filter(priority__lt=job.priority)
         if higher.exists():
             found.append(f"{_ahead(higher)} job(s) of higher priority ahead.")
