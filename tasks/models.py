@@ -49,7 +49,7 @@ class JobQuerySet(models.QuerySet):
         return self.filter(queue=str(queue))
 
     def due(self, now) -> JobQuerySet:
-        """Delayed jobs whose time has come: the promoter's work list."""
+        """Delayed jobs whose time has come: the promoter's work list (index ``job_due``)."""
         return self.filter(in_state(JobState.DELAYED), run_at__lte=now)
 
     def unpublished(self, before) -> JobQuerySet:
@@ -117,12 +117,33 @@ class Job(models.Model):
     objects = JobQuerySet.as_manager()
 
     class Meta:
+        # Every run moves a job waiting -> active -> completed, and an index
+        # keyed on ``state`` rewrites an entry at both steps. With five such
+        # indexes a claim plus completion cost 360 µs of CPU on SQLite (137 µs
+        # without any; 300,000 rows, development VM). So only the listing index
+        # holds every row; the others are partial, holding just the rows their
+        # queries read: a run deletes one entry from each waiting index and
+        # adds one to the finished index (223 µs). Queries served by a
+        # ``state`` partial index spell the state as a literal (``in_state``),
+        # so that SQLite can choose the index from the statement text.
         indexes = [
+            # Counts and keyset pages of every state; ages; the reconciler's
+            # active jobs (by queue); retention of waiting and delayed jobs.
             models.Index(fields=["queue", "state", "created_at"], name="job_queue_state_created"),
-            models.Index(fields=["state", "run_at"], name="job_state_run_at"),
-            models.Index(fields=["queue", "state", "finished_at"], name="job_queue_state_finished"),
-            models.Index(fields=["state", "published_at", "enqueued_at"], name="job_outbox"),
-            models.Index(fields=["queue", "state", "priority", "enqueued_at"], name="job_queue_ahead"),
+            # The promoter's due query.
+            models.Index(fields=["run_at"], name="job_due", condition=Q(state=JobState.DELAYED)),
+            # Retention, metrics and charts of finished jobs (only they have a finished_at).
+            models.Index(fields=["queue", "state", "finished_at"], name="job_finished",
+                         condition=Q(finished_at__isnull=False)),
+            # The outbox relay. Rows leave it when their message is sent, before they run.
+            models.Index(fields=["enqueued_at"], name="job_unpublished",
+                         condition=Q(state=JobState.WAITING, published_at__isnull=True)),
+            # The lost-message reconciler: the longest-published waiting jobs of a queue.
+            models.Index(fields=["queue", "published_at"], name="job_waiting_published",
+                         condition=Q(state=JobState.WAITING)),
+            # Position in the queue: higher priority, or same priority queued earlier.
+            models.Index(fields=["queue", "priority", "enqueued_at"], name="job_waiting_ahead",
+                         condition=Q(state=JobState.WAITING)),
         ]
 
     def __str__(self) -> str:
