@@ -88,7 +88,7 @@ def _throughput_rows(db: str, t: dict) -> list:
             db,
             _fmt(s["drain_worker_cpu_us_per_job"], " µs"),
             _fmt(p["drain_worker_cpu_us_per_job"], " µs"),
-            f"+{added:,.0f} µs",
+            f"{added:+,.0f} µs",
             f"≤ +{CPU_ADDED_TARGET_US} µs",
             _verdict(added <= CPU_ADDED_TARGET_US),
         ),
