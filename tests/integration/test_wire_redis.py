@@ -22,13 +22,18 @@ def _queued(client, key: str) -> dict:
     return message
 
 
-def test_given_redis_when_a_chunk_is_pipelined_then_its_message_equals_kombus(broker):
+@pytest.fixture
+def spare_db(broker: str) -> str:
+    """A database of the session's private Redis that no worker consumes (flushed by the test)."""
     if not broker.startswith("redis"):
         pytest.skip(f"Redis only; broker is {broker.split(':')[0]}")
     if private_server() is None:
         pytest.skip("needs the test session's private Redis: it writes to and flushes a spare "
                     "database, which on another server may be somebody's data")
-    spare_db = broker.rsplit("/", 1)[0] + "/15"  # no worker consumes it
+    return broker.rsplit("/", 1)[0] + "/15"
+
+
+def test_given_redis_when_a_chunk_is_pipelined_then_its_message_equals_kombus(spare_db):
     with current_app.connection_for_write(spare_db) as connection:
         producer = current_app.amqp.Producer(connection)
         plain = MessageBuilder(current_app, producer, batched=False)
@@ -56,14 +61,8 @@ def test_given_redis_when_a_chunk_is_pipelined_then_its_message_equals_kombus(br
         assert message == messages[0]
 
 
-def test_given_a_chunk_of_many_jobs_when_pushed_then_each_list_gets_them_oldest_first(broker):
+def test_given_a_chunk_of_many_jobs_when_pushed_then_each_list_gets_them_oldest_first(spare_db):
     """One LPUSH per list with all of its messages: the first sent is the first popped."""
-    if not broker.startswith("redis"):
-        pytest.skip(f"Redis only; broker is {broker.split(':')[0]}")
-    if private_server() is None:
-        pytest.skip("needs the test session's private Redis: it writes to and flushes a spare "
-                    "database, which on another server may be somebody's data")
-    spare_db = broker.rsplit("/", 1)[0] + "/15"
     with current_app.connection_for_write(spare_db) as connection:
         producer = current_app.amqp.Producer(connection)
         builder = MessageBuilder(current_app, producer, batched=True)
