@@ -147,3 +147,16 @@ def test_partial_index_is_chosen_from_the_statement_text_alone(db, queryset, ind
     bound = Job.objects.filter(state=JobState.DELAYED, run_at__lte=timezone.now())
     sql, params = bound.query.sql_with_params()
     assert _scans_table(_plan(sql, [None] * len(params)))
+
+
+def test_the_job_table_keeps_no_index_that_no_query_reads(db):
+    """Migration 0005: PostgreSQL's ``_like`` index beside the text primary key is gone.
+
+    The expected set is every index the model declares, plus the primary key's.
+    """
+    declared = {index.name for index in Job._meta.indexes}
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Job._meta.db_table)
+    found = {name for name, info in constraints.items()
+             if info["index"] and not info["primary_key"] and not info["unique"]}
+    assert found == declared
