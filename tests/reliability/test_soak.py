@@ -62,12 +62,17 @@ def check(ids: list[str], numbers: dict[str, int]) -> dict[str, int]:
 def test_soak_under_chaos_loses_nothing_and_duplicates_no_effect(service, live_broker, tmp_path,
                                                                   soak_size):
     rng = random.Random(20261128)
+    # Long enough jobs that the chaos loop (a kill every 1-3 s) lands several
+    # kills before a small run is done: 400 jobs x 100 ms on 4 processes is
+    # ~10 s of work (enqueue and drain got fast enough that 10 ms jobs could
+    # all be done by the second kill). The 20,000-job soak keeps 10 ms.
+    work_ms = max(10, 40_000 // soak_size)
     with shared_worker_paused("data-processing"):
         ids: list[str] = []
         numbers: dict[str, int] = {}
         for start in range(0, soak_size, 1000):
             batch = range(start, min(start + 1000, soak_size))
-            new = add_bulk({"queue": "data-processing", "name": "soak", "data": {"n": n, "work_ms": 10},
+            new = add_bulk({"queue": "data-processing", "name": "soak", "data": {"n": n, "work_ms": work_ms},
                             "attempts": 3, "backoff": {"type": "fixed", "delay": 200}}
                            for n in batch)
             ids += new
