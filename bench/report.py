@@ -277,6 +277,12 @@ def chart(payload: dict, path: Path) -> bool:
     _chart_latency(axes[0][1], results, colors)
     _chart_priority(axes[1][0], results, colors)
     _chart_delayed(axes[1][1], results)
+    for ax in (a for row in axes for a in row):
+        if not ax.has_data():  # a scenario this run did not include
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, f"{ax.get_title()}\n(not in this run)", ha="center",
+                    va="center", fontsize=9, color="grey", transform=ax.transAxes)
+            ax.set_title("")
     label = f"median of {payload['runs']} runs" if payload["runs"] > 1 else "1 run"
     fig.suptitle(
         f"IntelGraph Tasks vs plain Celery 5.7 — {label}, {payload['cpus']} CPUs, "
