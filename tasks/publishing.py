@@ -63,11 +63,12 @@ CHUNK = 1000
 
 
 def publish(messages: Sequence[Message], claimed: bool = False) -> list[str]:
-    """Send messages in pipelined chunks on one pooled producer; return the ids sent.
+    """Send messages in pipelined chunks on one pooled connection; return the ids sent.
 
     By default the sent rows are marked published after each chunk. ``claimed``
-    rows were already stamped ``published_at`` in the transaction that took
-    them (promoter, relay: so no other relay can take them meanwhile); the
+    rows were already stamped ``published_at`` in the transaction that wrote
+    or took them (the enqueue on Redis; promoter, relay: so no other relay can
+    take them meanwhile); the
     ones that could not be sent are released back to the relay. A chunk whose
     pipeline failed counts as unsent as a whole: its delivery is uncertain,
     and a message sent twice runs once (the worker's claim is a compare-and-set).
