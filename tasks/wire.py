@@ -124,7 +124,7 @@ class MessageBuilder:
     """Publishes job messages on ``producer``; one per ``publish()`` call."""
 
     def __init__(self, app: Celery, producer: Producer, batched: bool) -> None:
-        """``batched``: every ``send`` happens inside ``producer.batch()`` on a transport that buffers."""
+        """``batched``: the messages go out in chunks (``chunk()``), not one at a time."""
         self.app = app
         self.producer = producer
         # Read off the producer's connection: ``app.conf.broker_url`` is a
@@ -141,7 +141,7 @@ class MessageBuilder:
         self._templates: dict[str, _Template] = {}
         self._pipeline: Any = None  # the Redis pipeline (or client) of the open chunk
         self._pending: dict[str, list[str]] = {}  # list key -> payloads, until the chunk closes
-        self._keys: dict[int, str] = {}  # native priority -> list key, for the open chunk
+        self._keys: dict[tuple[str, int], str] = {}  # (queue, native priority) -> list key
         self._frozens: dict[tuple[int, str], FrozenPayload | None] = {}  # when not shared
         # Inside a task, messages name it as their parent: no shared templates then.
         self._shared = app.current_worker_task is None
@@ -162,7 +162,6 @@ class MessageBuilder:
                 yield
             return
         client = client_for(channel)
-        self._keys = {}
         if not self.batched:  # one message: one LPUSH, no pipeline to set up
             self._pipeline = client
             try:
@@ -204,7 +203,7 @@ class MessageBuilder:
         if self._pipeline is not None:
             frozen = self._frozen(template, task_name, queue)
             if frozen is not None:
-                key = self._keys.get(priority) or self._key(queue, priority)
+                key = self._keys.get((queue, priority)) or self._key(queue, priority)
                 self._pending.setdefault(key, []).append(
                     frozen.render(job_id, data, data_json, priority)
                 )
@@ -245,7 +244,7 @@ class MessageBuilder:
         """The Redis list of ``queue`` for a native priority (kombu's clamping and naming)."""
         channel = self.producer.channel
         level = channel._get_message_priority({"properties": {"priority": priority}}, reverse=False)
-        self._keys[priority] = key = channel._q_for_pri(queue, level)
+        self._keys[(queue, priority)] = key = channel._q_for_pri(queue, level)
         return key
 
     def _template(self, task: Task, queue: str) -> _Template:

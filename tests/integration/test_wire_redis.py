@@ -7,6 +7,7 @@ import pytest
 from celery import current_app
 
 from tasks.processors.email import send_welcome_email
+from tasks.processors.notifications import notify_user
 from tasks.wire import MessageBuilder
 from tests.broker_plugin import private_server
 
@@ -76,3 +77,23 @@ def test_given_a_chunk_of_many_jobs_when_pushed_then_each_list_gets_them_oldest_
                       for key in (critical, background)}
             client.flushdb()
     assert popped == {critical: ["job-1", "job-3", "job-5"], background: ["job-0", "job-2", "job-4"]}
+
+
+def test_given_a_chunk_of_two_queues_when_pushed_then_each_job_is_on_its_own_queues_list(spare_db):
+    """A promoter batch or an ``add_bulk`` mixes queues: same priority, different lists."""
+    with current_app.connection_for_write(spare_db) as connection:
+        producer = current_app.amqp.Producer(connection)
+        builder = MessageBuilder(current_app, producer, batched=True)
+        with builder.chunk():
+            builder.send("mail-1", send_welcome_email.name, "email", EMAIL, 3)
+            builder.send("note-1", notify_user.name, "notifications",
+                         {"user_id": 1, "message": "hi"}, 3)
+        with producer.channel.conn_or_acquire() as client:
+            email, notifications = (producer.channel._q_for_pri(queue, 2)
+                                    for queue in ("email", "notifications"))
+            lengths = (client.llen(email), client.llen(notifications))
+            ids = (_queued(client, email)["headers"]["id"],
+                   _queued(client, notifications)["headers"]["id"])
+            client.flushdb()
+    assert lengths == (1, 1)
+    assert ids == ("mail-1", "note-1")
