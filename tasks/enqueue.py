@@ -58,6 +58,7 @@ class _Rows:
         self.now = now
         self.adapt = connection.ops.adapt_datetimefield_value
         self.stamp = self.adapt(now)
+        self.stamped = stamped
         self.published = self.stamp if stamped else None
         self.sql, self.defaults = _insert_sql(connection.vendor)
         self._backoffs: dict[int, tuple[dict, str]] = {}  # presets are shared dicts
@@ -152,15 +153,14 @@ def enqueue(spec: JobSpec) -> str:
     promoter sends them when they fall due.
     """
     job_id = spec.job_id or new_job_id()
-    stamped = stamps_at_insert()
-    rows = _Rows(timezone.now(), stamped)
+    rows = _Rows(timezone.now(), stamps_at_insert())
     with bound_cursor() as cursor:
         cursor.execute(rows.sql, rows.row(spec, job_id))
         inserted = cursor.rowcount
     if not inserted:  # the id exists: an earlier or concurrent enqueue won
         return job_id
     if spec.delay_s <= 0:
-        publish_on_commit([_message(spec, job_id)], claimed=stamped)
+        publish_on_commit([_message(spec, job_id)], claimed=rows.stamped)
     logger.debug("job %s added", job_id,
                  extra={"job_id": job_id, "queue": spec.queue.value, "job_name": spec.name})
     return job_id
@@ -193,6 +193,6 @@ def enqueue_many(specs: Sequence[JobSpec]) -> list[str]:
         if entries:
             _insert_many(builder.sql, [row for _, row, _ in entries])
         publish_on_commit([message for _, _, message in entries if message is not None],
-                          claimed=builder.published is not None)
+                          claimed=builder.stamped)
     logger.info("%d job(s) added in bulk", len(entries))
     return ids

@@ -15,12 +15,11 @@ message is on no Redis list (``tasks.reconciler.reconcile_waiting``).
 RabbitMQ cannot be searched that way, so there the row is stamped after
 the publisher confirm, as before.
 
-Speed: each chunk is sent inside kombu's ``Producer.batch()``, which on
-Redis buffers the ``LPUSH`` commands in one pipeline (one round trip per
-chunk instead of one per message; AMQP publishes at once, with publisher
-confirms). Messages are built from one Celery-made template per task
-(``tasks.wire``) instead of a full ``send_task`` per job, which measured
-~3× the cost of the publish itself.
+Speed: on Redis a chunk is one round trip (one ``LPUSH`` per priority list,
+in one pipeline); AMQP uses ``Producer.batch()``, publishing at once with
+publisher confirms. Messages are built from one Celery-made template per
+task (``tasks.wire``, ``tasks.redis_payload``) instead of a full
+``send_task`` per job, which measured ~3× the cost of the publish itself.
 """
 
 from __future__ import annotations
