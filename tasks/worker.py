@@ -7,8 +7,9 @@ A consumer bootstep that, every ``HEARTBEAT_EVERY_S``:
 - re-queues this worker's orphans: jobs the database says are active here but
   that no live request of this process holds (the pool child running them
   died, or the worker restarted under the same name).
-At start it also has task events published after a received job reaches its
-pool process, not before (``publish_events_after_pool_writes``).
+At start it also has task events published, and kombu's unacked records
+written (``tasks.unacked``), after a received job reaches its pool process,
+not before (``publish_events_after_pool_writes``).
 
 Registered in ``intelgraph/celery.py``. Models are imported lazily: this
 module is loaded before Django is set up.
@@ -21,6 +22,8 @@ import os
 
 from celery import bootsteps, signals
 from celery.worker import state as worker_state
+
+from tasks.unacked import defer_unacked_bookkeeping
 
 logger = logging.getLogger("tasks.worker")
 
@@ -147,6 +150,7 @@ class JobWorkerStep(bootsteps.StartStopStep):
         self.count_decode_errors(consumer)
         self.guard_strategies(consumer)
         publish_events_after_pool_writes(consumer)
+        defer_unacked_bookkeeping(consumer)
         self.tick(consumer)  # pauses apply before the first message is fetched
         self.timer_entry = consumer.timer.call_repeatedly(HEARTBEAT_EVERY_S, self.tick, (consumer,))
 

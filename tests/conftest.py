@@ -53,6 +53,19 @@ def broker(live_broker: str) -> str:
     return live_broker
 
 
+@pytest.fixture
+def spare_db(broker: str) -> str:
+    """A database of the session's private Redis that no worker consumes (flushed by the test)."""
+    from tests.broker_plugin import private_server
+
+    if not broker.startswith("redis"):
+        pytest.skip(f"Redis only; broker is {broker.split(':')[0]}")
+    if private_server() is None:
+        pytest.skip("needs the test session's private Redis: it writes to and flushes a spare "
+                    "database, which on another server may be somebody's data")
+    return broker.rsplit("/", 1)[0] + "/15"
+
+
 @pytest.fixture(scope="session")
 def shared_worker(django_db_setup, django_db_blocker, live_broker, service_tmp) -> Iterator[processes.ServiceProcess]:
     """One worker for all four queues, shared by the integration tests."""

@@ -3,13 +3,11 @@
 import base64
 import json
 
-import pytest
 from celery import current_app
 
 from tasks.processors.email import send_welcome_email
 from tasks.processors.notifications import notify_user
 from tasks.wire import MessageBuilder
-from tests.broker_plugin import private_server
 
 EMAIL = {"to": "a@example.com", "subject": "s", "body": "b"}
 
@@ -21,17 +19,6 @@ def _queued(client, key: str) -> dict:
     assert message["properties"]["body_encoding"] == "base64"
     message["body"] = json.loads(base64.b64decode(message["body"]))
     return message
-
-
-@pytest.fixture
-def spare_db(broker: str) -> str:
-    """A database of the session's private Redis that no worker consumes (flushed by the test)."""
-    if not broker.startswith("redis"):
-        pytest.skip(f"Redis only; broker is {broker.split(':')[0]}")
-    if private_server() is None:
-        pytest.skip("needs the test session's private Redis: it writes to and flushes a spare "
-                    "database, which on another server may be somebody's data")
-    return broker.rsplit("/", 1)[0] + "/15"
 
 
 def test_given_redis_when_a_chunk_is_pipelined_then_its_message_equals_kombus(spare_db):
