@@ -92,10 +92,14 @@ class ServiceSide:
 
         service_app.app.set_current()  # tasks.publishing uses celery.current_app
 
-    def one(self, task: str, data: dict) -> None:
+    def one(self, task: str, data: dict, *, priority: int | None = None) -> None:
+        """``add_job``; ``priority`` is a ``JobPriority`` (1 first)."""
         from tasks.api import add_job
 
-        add_job("analytics", f"bench-{task}", data)
+        if priority is None:
+            add_job("analytics", f"bench-{task}", data)
+        else:
+            add_job("analytics", f"bench-{task}", data, priority=priority)
 
     def bulk(
         self,
@@ -131,10 +135,15 @@ class PlainSide:
 
     system = "plain"
 
-    def one(self, task: str, data: dict) -> None:
+    def one(self, task: str, data: dict, *, priority: int | None = None) -> None:
+        """``.delay()``; with a ``priority`` (``JobPriority``), ``apply_async`` with Redis's."""
         from bench import plain_app
 
-        getattr(plain_app, task).delay(**data)
+        fn = getattr(plain_app, task)
+        if priority is None:
+            fn.delay(**data)
+        else:
+            fn.apply_async(kwargs=data, priority=priority - 1)  # Redis: 0 first
 
     def bulk(
         self,
