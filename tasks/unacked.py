@@ -47,7 +47,8 @@ def defer_unacked_bookkeeping(consumer: Any) -> bool:
     outbound = getattr(getattr(consumer.pool, "_pool", None), "outbound_buffer", None)
     if hub is None or outbound is None:
         return False
-    qos = consumer.connection.default_channel.qos
+    # AMQP channels (py-amqp) have no ``qos``: the broker keeps unacked messages itself.
+    qos = getattr(consumer.connection.default_channel, "qos", None)
     if not isinstance(qos, RedisQoS) or not all(
         hasattr(qos, name) for name in ("pipe_or_acquire", "unacked_key", "unacked_index_key")
     ):

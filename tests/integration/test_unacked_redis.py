@@ -154,9 +154,11 @@ def test_installing_twice_defers_once(setup):
     [
         {"hub": None},  # no event loop (solo pool)
         {"pool": SimpleNamespace(_pool=SimpleNamespace())},  # threads: no outbound buffer
+        # AMQP (py-amqp): the channel has no kombu QoS; the broker keeps unacked messages
+        {"connection": SimpleNamespace(default_channel=SimpleNamespace(basic_qos=None))},
     ],
 )
-def test_nothing_changes_without_a_loop_or_a_prefork_pool(setup, change):
+def test_nothing_changes_without_a_loop_a_prefork_pool_or_redis(setup, change):
     consumer = SimpleNamespace(**{**vars(setup.consumer), **change})
 
     assert not defer_unacked_bookkeeping(consumer)
