@@ -96,10 +96,7 @@ class ServiceSide:
         """``add_job``; ``priority`` is a ``JobPriority`` (1 first)."""
         from tasks.api import add_job
 
-        if priority is None:
-            add_job("analytics", f"bench-{task}", data)
-        else:
-            add_job("analytics", f"bench-{task}", data, priority=priority)
+        add_job("analytics", f"bench-{task}", data, priority=priority)
 
     def bulk(
         self,

@@ -67,8 +67,8 @@ def publish(messages: Sequence[Message], claimed: bool = False) -> list[str]:
     By default the sent rows are marked published after each chunk. ``claimed``
     rows were already stamped ``published_at`` in the transaction that wrote
     or took them (the enqueue on Redis; promoter, relay: so no other relay can
-    take them meanwhile); the
-    ones that could not be sent are released back to the relay. A chunk whose
+    take them meanwhile); the ones that could not be sent are released back
+    to the relay. A chunk whose
     pipeline failed counts as unsent as a whole: its delivery is uncertain,
     and a message sent twice runs once (the worker's claim is a compare-and-set).
     """

@@ -7,7 +7,7 @@ worker dies is restored after the visibility timeout. It writes them in a
 of the ~3 ms from ``add_job`` to the job's start at idle on the 2-core VM
 (``bench/steps.py``). Here the write waits until the prefork pool has written
 the job to a child (the same turn-after-the-write as the task events,
-``tasks.worker.publish_events_after_pool_writes``), so the child starts while
+``tasks.pool_writes``), so the child starts while
 the main process records it; messages taken in the same turns share one
 round trip.
 
@@ -23,7 +23,8 @@ connection write any pending records first and then do what kombu does.
 
 Installed per consumer start (a reconnect makes a new channel and QoS), by
 ``tasks.worker``, only where there is an event loop, a pool with an outbound
-buffer (prefork) and kombu's Redis QoS.
+buffer (prefork) and kombu's Redis QoS. The turn's wait is
+``tasks.pool_writes``, shared with the task-event flush.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from time import time
 from typing import Any
 
 from kombu.utils.json import dumps
+
+from tasks.pool_writes import after_pool_writes, pool_outbound
 
 #: QoS attribute marking an instance as already deferred.
 _MARK = "_intelgraph_deferred"
@@ -44,7 +47,7 @@ def defer_unacked_bookkeeping(consumer: Any) -> bool:
     except ImportError:  # redis-py not installed: not a Redis broker
         return False
     hub = getattr(consumer, "hub", None)
-    outbound = getattr(getattr(consumer.pool, "_pool", None), "outbound_buffer", None)
+    outbound = pool_outbound(consumer)
     if hub is None or outbound is None:
         return False
     # AMQP channels (py-amqp) have no ``qos``: the broker keeps unacked messages itself.
@@ -65,10 +68,9 @@ class _DeferredBookkeeping:
     def __init__(self, qos: Any, hub: Any, outbound: Any) -> None:
         self.qos = qos
         self.hub = hub
-        self.outbound = outbound
         self.pending: dict[str, Any] = {}  # delivery tag -> message, in arrival order
         self.scheduled = False
-        self.held = False  # waited one turn for the pool's write already
+        self.write_soon = after_pool_writes(hub, outbound, self.write_scheduled)
         # kombu's Redis QoS methods, bound, and the in-memory base class's.
         self.redis_ack = qos.ack
         self.redis_reject = qos.reject
@@ -90,14 +92,10 @@ class _DeferredBookkeeping:
         self.memory_append(message, delivery_tag)
         if not self.scheduled:
             self.scheduled = True
-            self.hub.call_soon(self.write_after_pool)
+            self.hub.call_soon(self.write_soon)
 
-    def write_after_pool(self) -> None:
-        if self.outbound and not self.held:  # the job is not in a child's pipe yet
-            self.held = True
-            self.hub.call_soon(self.write_after_pool)
-            return
-        self.held = self.scheduled = False
+    def write_scheduled(self) -> None:
+        self.scheduled = False
         self.write()
 
     def write(self) -> None:

@@ -23,6 +23,7 @@ import os
 from celery import bootsteps, signals
 from celery.worker import state as worker_state
 
+from tasks.pool_writes import after_pool_writes, pool_outbound
 from tasks.unacked import defer_unacked_bookkeeping
 
 logger = logging.getLogger("tasks.worker")
@@ -61,21 +62,11 @@ def publish_events_after_pool_writes(consumer) -> bool:
     from vine import promise
 
     hub, dispatcher = consumer.hub, consumer.event_dispatcher
-    outbound = getattr(getattr(consumer.pool, "_pool", None), "outbound_buffer", None)
+    outbound = pool_outbound(consumer)
     flush = getattr(consumer, "_flush_events_promise", None)  # reads the current dispatcher
     if hub is None or dispatcher is None or outbound is None or flush is None:
         return False
-    deferred = [False]
-
-    def flush_after_writes() -> None:
-        if outbound and not deferred[0]:
-            deferred[0] = True
-            hub.call_soon(flush_soon)
-            return
-        deferred[0] = False
-        flush()
-
-    flush_soon = promise(flush_after_writes)
+    flush_soon = promise(after_pool_writes(hub, outbound, flush))
     dispatcher.on_send_buffered = lambda: hub.call_soon(flush_soon)
     return True
 
