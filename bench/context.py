@@ -83,18 +83,18 @@ class Context:
 
 
 class ServiceSide:
-    """Enqueue through the job API (``tasks.api``): a row per job, published after commit."""
+    """Enqueue through the job API (``tasks.enqueue.api``): a row per job, published after commit."""
 
     system = "service"
 
     def __init__(self) -> None:
         from bench import service_app
 
-        service_app.app.set_current()  # tasks.publishing uses celery.current_app
+        service_app.app.set_current()  # tasks.enqueue.publishing uses celery.current_app
 
     def one(self, task: str, data: dict, *, priority: int | None = None) -> None:
         """``add_job``; ``priority`` is a ``JobPriority`` (1 first)."""
-        from tasks.api import add_job
+        from tasks.enqueue.api import add_job
 
         add_job("analytics", f"bench-{task}", data, priority=priority)
 
@@ -107,7 +107,7 @@ class ServiceSide:
         delays: list[float] | None = None,
     ) -> None:
         """``add_bulk`` in batches of ``BATCH``; ``priority`` is a ``JobPriority`` (1 first)."""
-        from tasks.api import add_bulk
+        from tasks.enqueue.api import add_bulk
 
         name = f"bench-{task}"
         for start in range(0, len(items), BATCH):

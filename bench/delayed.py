@@ -70,7 +70,7 @@ def _warm(ctx: Context, side, worker, jobs: int = 50) -> None:
 
 def _enqueue_due(at: list[float], name: str, data) -> None:
     """``add_bulk`` with each job's delay computed just before its batch, so it falls due at ``at[i]``."""
-    from tasks.api import add_bulk
+    from tasks.enqueue.api import add_bulk
 
     for start in range(0, len(at), BATCH):
         now = time.time()

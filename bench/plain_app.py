@@ -24,7 +24,7 @@ profiling.install("plain")
 steps.install("plain")
 
 PRIORITY_LEVELS = (
-    5  # = tasks.config.PRIORITY_LEVELS; copied so this module stays independent of the service
+    5  # = tasks.jobs.config.PRIORITY_LEVELS; copied so this module stays independent of the service
 )
 QUEUE = "plain"
 
@@ -88,7 +88,7 @@ app.conf.update(
     },
 )
 
-# Same time limits as the service's analytics preset (tasks.config.QUEUE_PRESETS).
+# Same time limits as the service's analytics preset (tasks.jobs.config.QUEUE_PRESETS).
 LIMITS = {"soft_time_limit": 900, "time_limit": 960}
 
 

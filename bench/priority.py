@@ -25,7 +25,7 @@ import time
 from bench.context import Context
 from bench.harness import FINISHED_KEY, SYSTEMS, wait_until
 
-BACKGROUND, CRITICAL = 5, 1  # tasks.config.JobPriority
+BACKGROUND, CRITICAL = 5, 1  # tasks.jobs.config.JobPriority
 BACKLOG = 10000
 SHORT_BACKLOG = 1000  # --short: still far more than the 100 CRITICAL take
 URGENT = 100

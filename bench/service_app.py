@@ -16,9 +16,9 @@ django.setup()
 
 from bench import probes, profiling, steps  # noqa: E402
 from intelgraph.celery import app  # noqa: E402
-from tasks.config import QueueName  # noqa: E402
-from tasks.context import JobContext  # noqa: E402
-from tasks.registry import processor  # noqa: E402
+from tasks.jobs.config import QueueName  # noqa: E402
+from tasks.worker.job import JobContext  # noqa: E402
+from tasks.worker.registry import processor  # noqa: E402
 
 profiling.install("service")
 steps.install("service")

@@ -8,12 +8,12 @@ import os
 
 from celery import Celery
 
-from tasks.worker import JobWorkerStep
+from tasks.worker.bootstep import JobWorkerStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
 
 app = Celery("intelgraph")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# Heartbeats, queue pauses and orphan recovery in every worker (tasks/worker.py).
+# Heartbeats, queue pauses and orphan recovery in every worker (tasks/worker/bootstep.py).
 app.steps["consumer"].add(JobWorkerStep)

@@ -3,12 +3,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from tasks.dashboard import monitoring
+from tasks.operate.dashboard import monitoring
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("queues/", include("tasks.dashboard.urls")),
+    path("queues/", include("tasks.operate.dashboard.urls")),
     path("metrics", monitoring.metrics, name="metrics"),
     path("", include("tasks.urls")),
 ]

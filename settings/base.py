@@ -119,12 +119,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"()": "tasks.logformat.JobEventFormatter"},
+        "plain": {"()": "tasks.operate.logformat.JobEventFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
         "combined": {
-            "class": "tasks.logformat.CombinedLogHandler",
+            "class": "tasks.operate.logformat.CombinedLogHandler",
             "filename": str(LOG_DIR / "combined.log"),
             "maxBytes": 10 * 1024 * 1024,
             "backupCount": 5,
@@ -149,7 +149,7 @@ JOB_WORKER_FORGET_AFTER_S = env.float("JOB_WORKER_FORGET_AFTER", default=3600.0)
 JOB_STUCK_AFTER_S = env.float("JOB_STUCK_AFTER", default=60.0)
 # An active job still running this long after a cancel request is terminated.
 JOB_CANCEL_GRACE_S = env.float("JOB_CANCEL_GRACE", default=30.0)
-# How often the promoter applies retention (tasks/config.py presets).
+# How often the promoter applies retention (tasks/jobs/config.py presets).
 JOB_RETENTION_EVERY_S = env.float("JOB_RETENTION_EVERY", default=60.0)
 # How often the promoter runs the reconciler.
 JOB_RECONCILE_EVERY_S = env.float("JOB_RECONCILE_EVERY", default=5.0)
@@ -157,7 +157,7 @@ JOB_RECONCILE_EVERY_S = env.float("JOB_RECONCILE_EVERY", default=5.0)
 # Django's task API (django-tasks backport): @task functions enqueue through this service.
 TASKS = {
     "default": {
-        "BACKEND": "tasks.django_tasks_backend.IntelGraphTaskBackend",
+        "BACKEND": "tasks.integrations.django_tasks.IntelGraphTaskBackend",
         "OPTIONS": {"DEFAULT_QUEUE": "analytics"},
     }
 }

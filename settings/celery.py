@@ -8,7 +8,7 @@ limits, and short broker timeouts so enqueueing never hangs.
 from kombu import Exchange, Queue
 
 from settings.environment import broker_url, env
-from tasks.config import PRIORITY_LEVELS, QueueName
+from tasks.jobs.config import PRIORITY_LEVELS, QueueName
 
 CELERY_BROKER_URL = broker_url()
 CELERY_TASK_SERIALIZER = "json"
@@ -33,7 +33,7 @@ CELERY_TASK_TRACK_STARTED = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fix-up closes every database connection around every task
 # unless this is set (CONN_MAX_AGE alone does not stop it): measured ~3 ms per
-# job on SQLite. Reuse connections for up to 1000 tasks; ``tasks.worker``
+# job on SQLite. Reuse connections for up to 1000 tasks; ``tasks.worker.bootstep``
 # still drops unusable or obsolete ones before each task, like Django does per request.
 CELERY_DB_REUSE_MAX = 1000
 
@@ -53,7 +53,7 @@ CELERY_TASK_CREATE_MISSING_QUEUES = False
 CELERY_TASK_DEFAULT_QUEUE = QueueName.ANALYTICS.value
 CELERY_TASK_DEFAULT_EXCHANGE = "intelgraph"
 CELERY_TASK_DEFAULT_ROUTING_KEY = QueueName.ANALYTICS.value
-CELERY_TASK_ROUTES = ("tasks.routing.route_task",)
+CELERY_TASK_ROUTES = ("tasks.jobs.routing.route_task",)
 CELERY_TASK_DEFAULT_PRIORITY = None
 CELERY_TASK_QUEUE_MAX_PRIORITY = PRIORITY_LEVELS
 
@@ -80,5 +80,5 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.2,
 }
 
-CELERY_BEAT_SCHEDULER = "tasks.beat:ExactlyOnceScheduler"
+CELERY_BEAT_SCHEDULER = "tasks.upkeep.scheduler:ExactlyOnceScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("BEAT_MAX_LOOP_INTERVAL", default=5)

@@ -7,10 +7,10 @@ from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from tasks import actions
-from tasks.dashboard.next_runs import next_runs
-from tasks.errors import JobStateError
+from tasks.jobs.errors import JobStateError
 from tasks.models import Dataset, Job, JobLog, Notification, QueueStats, Report
+from tasks.operate import actions
+from tasks.operate.dashboard.next_runs import next_runs
 
 
 class JobLogInline(admin.TabularInline):

@@ -1,7 +1,7 @@
 """System checks for the known Celery traps (``manage.py check``).
 
 Each check names the setting to change. Broker safety (password, eviction
-policy) also runs when a worker starts (``tasks.worker``): a warning in
+policy) also runs when a worker starts (``tasks.worker.bootstep``): a warning in
 development, a refusal where ``JOB_STRICT_BROKER_CHECKS`` is on (production).
 """
 
@@ -16,7 +16,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from tasks.config import PRIORITY_LEVELS, QUEUE_PRESETS, QueueName
+from tasks.jobs.config import PRIORITY_LEVELS, QUEUE_PRESETS, QueueName
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
 EVICTING_POLICIES_OK = {"noeviction"}

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from tasks.config import JobPriority, QueueName
+from tasks.jobs.config import JobPriority, QueueName
 
 
 class JobState(models.TextChoices):
@@ -171,7 +171,7 @@ class Lease(models.Model):
 
 
 class WorkerHeartbeat(models.Model):
-    """Written every few seconds by each worker's main process (``tasks.worker``).
+    """Written every few seconds by each worker's main process (``tasks.worker.bootstep``).
 
     Tells the dashboard and health check who consumes which queue, and the
     reconciler which workers are gone (their active jobs are re-queued).

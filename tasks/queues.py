@@ -3,12 +3,12 @@
     from tasks.queues import QueueName, JobPriority, add_job, add_repeatable_job, queue_registry
 """
 
-from tasks.api import add_bulk, add_job
-from tasks.config import QUEUE_PRESETS, Backoff, JobPriority, QueueName, QueuePreset
-from tasks.context import JobContext
-from tasks.queue_api import Queue, QueueRegistry, queue_registry
-from tasks.registry import processor
-from tasks.schedules import add_repeatable_job
+from tasks.enqueue.api import add_bulk, add_job
+from tasks.jobs.config import QUEUE_PRESETS, Backoff, JobPriority, QueueName, QueuePreset
+from tasks.operate.queue import Queue, QueueRegistry, queue_registry
+from tasks.upkeep.schedules import add_repeatable_job
+from tasks.worker.job import JobContext
+from tasks.worker.registry import processor
 
 __all__ = [
     "QUEUE_PRESETS",

@@ -10,9 +10,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from tasks.api import add_job
-from tasks.errors import JobInputError
+from tasks.enqueue.api import add_job
 from tasks.forms import SignupForm
+from tasks.jobs.errors import JobInputError
 from tasks.models import Job
 from tasks.processors.email import send_welcome_email
 

@@ -143,7 +143,7 @@ def promoter(broker_url: str, tmp: Path, name: str = "promoter", **env: str) -> 
 
 def beat(broker_url: str, tmp: Path, name: str = "beat", **env: str) -> ServiceProcess:
     args = [CELERY, "-A", "intelgraph", "beat", "-S",
-            "tasks.beat:ExactlyOnceScheduler", "-l", "DEBUG",
+            "tasks.upkeep.scheduler:ExactlyOnceScheduler", "-l", "DEBUG",
             "--pidfile=", "-s", str(tmp / f"{name}-schedule")]
     return ServiceProcess(args, base_env(broker_url, tmp, **env), tmp / f"{name}.log",
                           ready_text="beat: Starting")

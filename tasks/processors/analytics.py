@@ -6,12 +6,12 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from tasks.config import QueueName
-from tasks.context import JobContext
+from tasks.jobs.config import QueueName
 from tasks.models import EmailDelivery, Notification, QueueStats, Report
-from tasks.registry import processor
-from tasks.retention import enforce_retention
 from tasks.services.analytics import queue_figures
+from tasks.upkeep.retention import enforce_retention
+from tasks.worker.job import JobContext
+from tasks.worker.registry import processor
 
 STATS_KEPT_DAYS = 90
 READ_NOTIFICATIONS_KEPT_DAYS = 30

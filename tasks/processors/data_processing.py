@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from tasks.config import QueueName
-from tasks.context import JobContext
-from tasks.errors import JobCancelled
+from tasks.jobs.config import QueueName
+from tasks.jobs.errors import JobCancelled
 from tasks.models import Dataset
-from tasks.registry import processor
 from tasks.services.datasets import chunks, read_rows, summarise_chunk
+from tasks.worker.job import JobContext
+from tasks.worker.registry import processor
 
 logger = logging.getLogger("tasks.processors.data")
 

@@ -1,6 +1,6 @@
 """The worker side of Django's task API: one generic ``django-task`` job per queue.
 
-``tasks.django_tasks_backend`` enqueues ``@task`` functions as this job with
+``tasks.integrations.django_tasks`` enqueues ``@task`` functions as this job with
 the function's module path and its JSON arguments; the worker of the queue
 imports the function and calls it. The job is an ordinary job: claimed once,
 transient errors retried with the queue's backoff, others failed at once,
@@ -15,12 +15,12 @@ from django_tasks.base import TaskContext, TaskResultStatus
 from django_tasks.exceptions import InvalidTaskError
 from django_tasks.utils import normalize_json
 
-from tasks.config import QueueName
-from tasks.context import JobContext
-from tasks.django_tasks_backend import RUNNER_JOB_NAME, resolve_task, result_from_job
-from tasks.errors import PermanentJobError
+from tasks.integrations.django_tasks import RUNNER_JOB_NAME, resolve_task, result_from_job
+from tasks.jobs.config import QueueName
+from tasks.jobs.errors import PermanentJobError
 from tasks.models import Job
-from tasks.registry import processor
+from tasks.worker.job import JobContext
+from tasks.worker.registry import processor
 
 
 def run_django_task(

@@ -7,12 +7,12 @@ import smtplib
 
 from django.conf import settings
 
-from tasks.config import QueueName
-from tasks.context import JobContext
-from tasks.errors import PermanentJobError
-from tasks.registry import processor
+from tasks.jobs.config import QueueName
+from tasks.jobs.errors import PermanentJobError
 from tasks.services import email as mail
 from tasks.services import notifications
+from tasks.worker.job import JobContext
+from tasks.worker.registry import processor
 
 logger = logging.getLogger("tasks.processors.email")
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tasks.config import QueueName
-from tasks.context import JobContext
-from tasks.registry import processor
+from tasks.jobs.config import QueueName
 from tasks.services import notifications
+from tasks.worker.job import JobContext
+from tasks.worker.registry import processor
 
 
 @processor(QueueName.NOTIFICATIONS, "notify-user")

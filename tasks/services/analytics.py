@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tasks.config import QueueName
+from tasks.jobs.config import QueueName
 from tasks.models import Job, JobState
 
 

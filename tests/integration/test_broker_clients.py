@@ -1,11 +1,11 @@
-"""Workers reuse one redis-py client per kombu channel (tasks/broker_clients.py)."""
+"""Workers reuse one redis-py client per kombu channel (tasks/fastpath/broker_clients.py)."""
 
 from __future__ import annotations
 
 import pytest
 from kombu import Connection
 
-from tasks.broker_clients import reuse_redis_clients
+from tasks.fastpath.broker_clients import reuse_redis_clients
 
 
 @pytest.fixture

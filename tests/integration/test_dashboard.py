@@ -9,9 +9,9 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.utils import timezone
 
-from tasks import control
-from tasks.dashboard import diagnosis, queries
 from tasks.models import Job
+from tasks.operate import control
+from tasks.operate.dashboard import diagnosis, queries
 from tasks.queues import QueueName, add_job
 from tests.integration.helpers import wait_state
 from tests.processes import wait_for

@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from tasks.dashboard.next_runs import next_runs
 from tasks.models import Job, JobLog
+from tasks.operate.dashboard.next_runs import next_runs
 from tasks.queues import QueueName, add_repeatable_job
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -1,4 +1,4 @@
-"""The hot-path cursor (``tasks.db.bound_cursor``) behaves as Django's own would."""
+"""The hot-path cursor (``tasks.enqueue.cursors.bound_cursor``) behaves as Django's own would."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from tasks.db import bound_cursor
+from tasks.enqueue.cursors import bound_cursor
 from tasks.models import Job
 
 TABLE = Job._meta.db_table

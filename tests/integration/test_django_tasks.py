@@ -10,14 +10,14 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks import TaskResultStatus, default_task_backend
 
-from tasks.config import JobPriority
-from tasks.django_tasks_backend import RUNNER_JOB_NAME
+from tasks.integrations.django_tasks import RUNNER_JOB_NAME
+from tasks.jobs.config import JobPriority
 from tasks.models import Job
 from tests.integration.helpers import wait_state
 from tests.testapp import standard_tasks
 from tests.testapp.models import Execution
 
-BACKEND = "tasks.django_tasks_backend.IntelGraphTaskBackend"
+BACKEND = "tasks.integrations.django_tasks.IntelGraphTaskBackend"
 
 
 @pytest.fixture

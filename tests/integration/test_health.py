@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from intelgraph.celery import app as celery_app
-from tasks import health
+from tasks.operate import health
 from tests.integration.helpers import worker_stopped
 from tests.processes import wait_for
 
@@ -89,7 +89,7 @@ def test_a_worker_that_vanished_is_a_warning_until_forgotten(service, client, se
     from django.utils import timezone
 
     from tasks.models import WorkerHeartbeat
-    from tasks.retention import enforce_retention
+    from tasks.upkeep.retention import enforce_retention
 
     wait_for(lambda: _healthy(client), 15, message="a healthy start")
     now = timezone.now()

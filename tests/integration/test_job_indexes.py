@@ -19,10 +19,10 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from tasks import promoter, reconciler, retention
-from tasks.config import QueueName
-from tasks.dashboard import diagnosis
+from tasks.jobs.config import QueueName
 from tasks.models import Job, JobState
+from tasks.operate.dashboard import diagnosis
+from tasks.upkeep import promoter, reconciler, retention
 
 
 def _job(n: int, state: str, **fields) -> Job:

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
+from tasks.enqueue.publishing import message_for, publish, stamps_at_insert
 from tasks.models import Job, Notification
-from tasks.publishing import message_for, publish, stamps_at_insert
 from tasks.queues import JobPriority, QueueName, add_job, queue_registry
 from tests.integration.helpers import queue_length, wait_state
 from tests.processes import wait_for

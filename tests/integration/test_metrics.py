@@ -11,8 +11,8 @@ from django.test import override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from tasks import control
 from tasks.models import Job
+from tasks.operate import control
 from tasks.queues import QueueName, add_job
 from tests.integration.helpers import wait_state
 from tests.processes import wait_for

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tasks import control
 from tasks.models import Job
+from tasks.operate import control
 from tasks.queues import QueueName, add_job
 from tests import processes
 from tests.integration.helpers import wait_state

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
-from tasks.actions import cancel_job
+from tasks.enqueue.publishing import message_for, publish
 from tasks.models import Dataset, EmailDelivery, Job, Notification, QueueStats, Report
+from tasks.operate.actions import cancel_job
 from tasks.processors.email import send_password_reset_email, send_welcome_email
-from tasks.publishing import message_for, publish
 from tasks.queues import JobPriority, QueueName, add_job
 from tests.integration.helpers import wait_state
 from tests.processes import wait_for

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tasks.errors import JobStateError, UnknownQueueError
+from tasks.jobs.errors import JobStateError, UnknownQueueError
 from tasks.models import Job, JobLog
 from tasks.queues import QueueName, add_job, queue_registry
-from tasks.retention import enforce_retention
+from tasks.upkeep.retention import enforce_retention
 from tests.integration.helpers import wait_state
 from tests.testapp.models import Execution
 

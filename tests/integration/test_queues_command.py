@@ -10,8 +10,8 @@ from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from tasks import control
 from tasks.models import Job, JobLog
+from tasks.operate import control
 from tasks.queues import QueueName, add_job
 from tests.integration.helpers import wait_state
 

@@ -12,10 +12,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tasks import lifecycle
 from tasks.models import Job
 from tasks.queues import QueueName, add_job
-from tasks.reconciler import _lost
+from tasks.upkeep.reconciler import _lost
+from tasks.worker import lifecycle
 from tests.integration.helpers import shared_worker_paused
 
 

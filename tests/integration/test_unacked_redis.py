@@ -16,7 +16,7 @@ from kombu import Connection
 from kombu.asynchronous import Hub
 from kombu.transport.redis import QoS as RedisQoS
 
-from tasks.unacked import defer_unacked_bookkeeping
+from tasks.fastpath.unacked import defer_unacked_bookkeeping
 
 QUEUE = "unacked-test"
 

@@ -5,9 +5,9 @@ import json
 
 from celery import current_app
 
+from tasks.fastpath.wire import MessageBuilder
 from tasks.processors.email import send_welcome_email
 from tasks.processors.notifications import notify_user
-from tasks.wire import MessageBuilder
 
 EMAIL = {"to": "a@example.com", "subject": "s", "body": "b"}
 

@@ -8,9 +8,9 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from tasks import lifecycle
 from tasks.models import Job
-from tasks.worker import _fresh_connections
+from tasks.worker import lifecycle
+from tasks.worker.bootstep import _fresh_connections
 
 
 def _waiting_job() -> str:

@@ -107,7 +107,7 @@ def test_sigterm_lets_running_jobs_finish_and_takes_no_new_ones(analytics_only, 
 
 
 def test_an_active_job_ignoring_cancel_is_terminated_after_the_grace(analytics_only, live_broker, tmp_path):
-    from tasks.actions import cancel_job
+    from tasks.operate.actions import cancel_job
 
     worker = processes.worker(live_broker, tmp_path, "stubborn", queues="analytics").start()
     try:

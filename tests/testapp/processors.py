@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import time
 
-from tasks.config import QueueName
-from tasks.context import JobContext
-from tasks.errors import TransientJobError
-from tasks.registry import processor
+from tasks.jobs.config import QueueName
+from tasks.jobs.errors import TransientJobError
+from tasks.worker.job import JobContext
+from tasks.worker.registry import processor
 from tests.testapp.models import Execution
 
 

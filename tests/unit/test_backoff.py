@@ -2,9 +2,9 @@ import random
 
 import pytest
 
-from tasks.backoff import exponential_ms, next_delay_ms, parse_backoff, with_jitter
-from tasks.config import Backoff
-from tasks.errors import InvalidBackoffError
+from tasks.jobs.backoff import exponential_ms, next_delay_ms, parse_backoff, with_jitter
+from tasks.jobs.config import Backoff
+from tasks.jobs.errors import InvalidBackoffError
 
 
 def test_exponential_doubles_from_the_base_and_is_capped():

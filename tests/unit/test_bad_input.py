@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from tasks import errors
+from tasks.jobs import errors
 from tasks.models import Job
 from tasks.processors.email import send_welcome_email
 from tasks.queues import JobPriority, QueueName, add_job, add_repeatable_job
@@ -13,8 +13,8 @@ from tasks.queues import JobPriority, QueueName, add_job, add_repeatable_job
 @pytest.fixture
 def nothing_enqueued(db, monkeypatch):
     published = []
-    monkeypatch.setattr("tasks.publishing.publish", lambda messages: published.extend(messages))
-    monkeypatch.setattr("tasks.enqueue.publish_on_commit", lambda messages: published.extend(messages))
+    monkeypatch.setattr("tasks.enqueue.publishing.publish", lambda messages: published.extend(messages))
+    monkeypatch.setattr("tasks.enqueue.records.publish_on_commit", lambda messages: published.extend(messages))
     yield published
     assert Job.objects.count() == 0
     assert published == []

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 from celery import schedules
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
-from tasks.beat import firing_job_id, firing_time
+from tasks.upkeep.scheduler import firing_job_id, firing_time
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -60,7 +60,7 @@ def test_interval_firings_fall_in_epoch_aligned_buckets():
 
 
 def test_interval_is_due_once_per_bucket_whatever_the_loop_latency():
-    from tasks.beat import interval_due
+    from tasks.upkeep.scheduler import interval_due
 
     t0 = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)
     # fired late in bucket 0 (at 1.99 s); the next check at 2.01 s is due again

@@ -9,10 +9,9 @@ from django.utils import timezone
 from django_tasks import TaskResultStatus, default_task_backend, task
 from django_tasks.exceptions import InvalidTaskError, TaskResultDoesNotExist
 
-from tasks.config import JobPriority
-from tasks.context import JobContext
-from tasks.django_tasks_backend import RUNNER_JOB_NAME, job_priority
-from tasks.errors import (
+from tasks.integrations.django_tasks import RUNNER_JOB_NAME, job_priority
+from tasks.jobs.config import JobPriority
+from tasks.jobs.errors import (
     InvalidArgumentsError,
     PayloadNotJSONError,
     PayloadTooLargeError,
@@ -20,9 +19,10 @@ from tasks.errors import (
 )
 from tasks.models import Job, JobState
 from tasks.processors.django_task import run_django_task
+from tasks.worker.job import JobContext
 from tests.testapp import standard_tasks
 
-BACKEND = "tasks.django_tasks_backend.IntelGraphTaskBackend"
+BACKEND = "tasks.integrations.django_tasks.IntelGraphTaskBackend"
 SAMPLE = "tests.testapp.standard_tasks"
 
 
@@ -164,7 +164,7 @@ def test_failed_attempts_become_task_errors_with_the_exception_class(service_bac
     entry = {"attempt": 1, "error": "LookupError: boom",
              "traceback": "Traceback (most recent call last):\n  ...\nLookupError: boom\n"}
     custom = {"attempt": 2, "error": "JobCancelled: x",
-              "traceback": "Traceback ...\ntasks.errors.JobCancelled: x\n"}
+              "traceback": "Traceback ...\ntasks.jobs.errors.JobCancelled: x\n"}
     Job.objects.filter(pk=result.id).update(state=JobState.FAILED, errors=[entry, custom])
 
     read = default_task_backend.get_result(result.id)
@@ -179,7 +179,7 @@ def test_a_cancelled_job_reads_as_failed_by_cancellation(service_backend):
     result = standard_tasks.add.enqueue(1, 2)
     Job.objects.filter(pk=result.id).update(state=JobState.CANCELLED)
     errors = default_task_backend.get_result(result.id).errors
-    assert errors[-1].exception_class_path == "tasks.errors.JobCancelled"
+    assert errors[-1].exception_class_path == "tasks.jobs.errors.JobCancelled"
 
 
 @pytest.mark.django_db

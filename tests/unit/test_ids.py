@@ -3,7 +3,7 @@
 import time
 import uuid
 
-from tasks.ids import new_job_id
+from tasks.jobs.ids import new_job_id
 
 
 def test_given_new_ids_then_each_is_a_version_7_rfc_uuid_string():

@@ -1,7 +1,7 @@
 from celery import current_app
 
-from tasks.config import JobPriority, QueueName
-from tasks.routing import broker_priority, route_task, split_task_name
+from tasks.jobs.config import JobPriority, QueueName
+from tasks.jobs.routing import broker_priority, route_task, split_task_name
 
 
 def test_redis_runs_lower_numbers_first_with_one_step_per_level():

@@ -1,11 +1,11 @@
-"""The templated messages of ``tasks.wire`` are byte for byte what Celery itself would send."""
+"""The templated messages of ``tasks.fastpath.wire`` are byte for byte what Celery itself would send."""
 
 from celery import current_app
 from celery.app.task import Task
 
+from tasks.fastpath.wire import MessageBuilder, _Recorder
+from tasks.jobs.routing import broker_priority
 from tasks.processors.email import send_welcome_email
-from tasks.routing import broker_priority
-from tasks.wire import MessageBuilder, _Recorder
 
 EMAIL = {"to": "a@example.com", "subject": "s", "body": "b"}
 

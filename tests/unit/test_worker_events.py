@@ -15,7 +15,7 @@ import pytest
 from kombu.asynchronous import Hub
 from vine import promise
 
-from tasks.worker import publish_events_after_pool_writes
+from tasks.worker.bootstep import publish_events_after_pool_writes
 
 TURNS = 3
 

@@ -4,7 +4,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from tasks.promoter import run_forever
+from tasks.upkeep.promoter import run_forever
 
 
 class Command(BaseCommand):

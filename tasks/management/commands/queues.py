@@ -10,11 +10,12 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from tasks import actions, control, retention
-from tasks.config import QueueName
-from tasks.dashboard import queries
-from tasks.errors import JobStateError
+from tasks.jobs.config import QueueName
+from tasks.jobs.errors import JobStateError
 from tasks.models import Job, JobState
+from tasks.operate import actions, control
+from tasks.operate.dashboard import queries
+from tasks.upkeep import retention
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from tasks.schedules import seed_default_schedules
+from tasks.upkeep.schedules import seed_default_schedules
 
 
 class Command(BaseCommand):

@@ -1,0 +1,103 @@
+"""The job API: ``add_job``, ``add_bulk``. Validate everything, then record and publish."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from tasks.enqueue.records import enqueue, enqueue_many
+from tasks.jobs.config import JobPriority, QueueName
+from tasks.jobs.routing import parse_queue
+from tasks.jobs.spec import JobSpec, build_spec, encode_data
+from tasks.worker.registry import get_task
+
+
+def _spec(queue: Any, name: Any, data: Any, options: Mapping[str, Any],
+          tasks: dict | None = None) -> JobSpec:
+    """``tasks``: (queue, name) -> task already looked up by this call (``add_bulk``)."""
+    cacheable = tasks is not None and isinstance(queue, str) and isinstance(name, str)
+    task = tasks.get((queue, name)) if cacheable else None
+    queue_name = parse_queue(queue)
+    if task is None:
+        task = get_task(queue_name, name)
+        if cacheable:
+            tasks[(queue, name)] = task
+    data, data_json = encode_data(data)
+    if not _fits(task.run, data.keys()):
+        task.bind_data(kwargs=data)  # raises the precise InvalidArgumentsError
+    return build_spec(queue_name, name, data, data_json=data_json, **options)
+
+
+@lru_cache(maxsize=1024)
+def _parameters(run: Any) -> tuple[frozenset[str], frozenset[str], bool] | None:
+    """(accepted names, required names, takes ``**kwargs``) of a processor; None if unusual.
+
+    ``inspect.signature`` and ``bind`` per job measured ~20 µs; processors do
+    not change, so this is worked out once per processor.
+    """
+    params = list(inspect.signature(run).parameters.values())[1:]  # drop ``job``
+    names, required, var_keyword = set(), set(), False
+    for param in params:
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            var_keyword = True
+        elif param.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            names.add(param.name)
+            if param.default is inspect.Parameter.empty:
+                required.add(param.name)
+        else:  # positional-only or *args: let ``bind_data`` judge every call
+            return None
+    return frozenset(names), frozenset(required), var_keyword
+
+
+def _fits(run: Any, keys: Any) -> bool:
+    """True when ``JobTask.bind_data`` would accept these keyword arguments as they are."""
+    parameters = _parameters(run)
+    if parameters is None:
+        return False
+    names, required, var_keyword = parameters
+    return required <= keys and (var_keyword or keys <= names)
+
+
+def add_job(
+    queue: QueueName | str,
+    name: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    priority: JobPriority | int | None = None,
+    delay: Any = None,
+    attempts: int | None = None,
+    backoff: Mapping[str, Any] | None = None,
+    job_id: str | None = None,
+) -> str:
+    """Enqueue job ``name`` on ``queue`` with ``data`` as its keyword arguments.
+
+    ``delay`` is seconds or a ``timedelta``; ``backoff`` is
+    ``{"type": "exponential"|"fixed"|"custom", "delay": ms}``. Returns the job
+    id (the existing one when ``job_id`` is already taken). Raises a
+    ``JobInputError`` subclass, with nothing written, on bad input.
+    """
+    spec = _spec(
+        queue,
+        name,
+        data,
+        {"priority": priority, "delay": delay, "attempts": attempts,
+         "backoff": backoff, "job_id": job_id},
+    )
+    return enqueue(spec)
+
+
+def add_bulk(jobs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Enqueue many jobs in one transaction and one pipelined publish.
+
+    Each item: ``{"queue", "name", "data", **options}`` with the options of
+    ``add_job``. Every item is validated before anything is written.
+    """
+    specs = []
+    tasks: dict = {}
+    for item in jobs:
+        item = dict(item)
+        queue, name, data = item.pop("queue", None), item.pop("name", None), item.pop("data", None)
+        specs.append(_spec(queue, name, data, item, tasks))
+    return enqueue_many(specs)

@@ -1,0 +1,58 @@
+"""Task names, routing and broker priority: mapped once, here.
+
+A task registered as job ``send-welcome-email`` on queue ``email`` has the
+Celery name ``email.send-welcome-email``; the prefix routes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.jobs.config import PRIORITY_LEVELS, JobPriority, QueueName
+from tasks.jobs.errors import UnknownQueueError
+
+QUEUE_NAMES = [q.value for q in QueueName]
+
+
+def task_name(queue: QueueName, job_name: str) -> str:
+    return f"{queue.value}.{job_name}"
+
+
+def split_task_name(name: str) -> tuple[QueueName, str] | None:
+    """``"email.send-welcome-email"`` -> (EMAIL, "send-welcome-email"); None if foreign."""
+    prefix, _, job_name = name.partition(".")
+    if not job_name or prefix not in QUEUE_NAMES:
+        return None
+    return QueueName(prefix), job_name
+
+
+def parse_queue(value: Any) -> QueueName:
+    """Accept a ``QueueName`` or its string value; refuse anything else."""
+    try:
+        return QueueName(value)
+    except ValueError:
+        raise UnknownQueueError(value, QUEUE_NAMES) from None
+
+
+def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> dict | None:
+    """Celery router: send each task to the queue named by its prefix."""
+    parsed = split_task_name(name)
+    if parsed is None:
+        return None
+    return {"queue": parsed[0].value, "routing_key": parsed[0].value}
+
+
+def broker_priority(priority: int, broker_url: str) -> int:
+    """Map ``JobPriority`` (1 first) to the broker's native scale.
+
+    Redis (kombu) pops priority 0 first: CRITICAL=1 -> 0 … BACKGROUND=5 -> 4.
+    RabbitMQ delivers the highest number first (``x-max-priority`` = 5):
+    CRITICAL=1 -> 5 … BACKGROUND=5 -> 1.
+    """
+    return native_priority(priority, broker_url.startswith(("amqp", "pyamqp", "amqps")))
+
+
+def native_priority(priority: int, highest_first: bool) -> int:
+    """``broker_priority`` for a broker known to deliver the highest number first (AMQP) or not."""
+    level = int(JobPriority(priority))
+    return PRIORITY_LEVELS + 1 - level if highest_first else level - 1

@@ -1,0 +1,93 @@
+"""Queue pause/resume and the live view of workers, from the database.
+
+Workers write heartbeats and read pause flags (``tasks.worker.bootstep``); these
+functions are what the dashboard, health check and commands read and write.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from tasks.jobs.config import QueueName
+from tasks.jobs.routing import parse_queue
+from tasks.models import Lease, QueueControl, WorkerHeartbeat
+
+#: Workers beat every HEARTBEAT_EVERY_S; one silent for ``JOB_WORKER_GONE_AFTER_S`` is gone.
+HEARTBEAT_EVERY_S = 2.0
+#: The lease the active promoter holds; its heartbeat is the promoter's last tick.
+PROMOTER_LEASE = "promoter"
+
+
+def _set_paused(queue: QueueName | str, paused: bool, by: str) -> None:
+    name = parse_queue(queue).value
+    QueueControl.objects.update_or_create(
+        queue=name, defaults={"paused": paused, "changed_by": by, "changed_at": timezone.now()}
+    )
+
+
+def pause_queue(queue: QueueName | str, by: str = "system") -> None:
+    """Workers on every host stop taking jobs from ``queue`` within a heartbeat; jobs still queue up."""
+    _set_paused(queue, True, by)
+
+
+def resume_queue(queue: QueueName | str, by: str = "system") -> None:
+    _set_paused(queue, False, by)
+
+
+def paused_queues() -> set[str]:
+    return set(QueueControl.objects.filter(paused=True).values_list("queue", flat=True))
+
+
+def workers(now: datetime | None = None) -> list[WorkerHeartbeat]:
+    """Workers that beat recently."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.JOB_WORKER_GONE_AFTER_S)
+    return list(WorkerHeartbeat.objects.filter(last_seen__gte=cutoff).order_by("hostname"))
+
+
+def missing_workers(now: datetime | None = None) -> list[WorkerHeartbeat]:
+    """Workers that stopped beating without saying goodbye, newest silence first.
+
+    A worker that shuts down cleanly deletes its heartbeat; one whose row is
+    stale was killed or cut off from the network. It is reported until it has
+    been silent for ``JOB_WORKER_FORGET_AFTER_S`` (retention then deletes it),
+    so a host taken away without a clean stop does not warn for ever.
+    """
+    now = now or timezone.now()
+    gone = now - timedelta(seconds=settings.JOB_WORKER_GONE_AFTER_S)
+    forgotten = now - timedelta(seconds=settings.JOB_WORKER_FORGET_AFTER_S)
+    return list(WorkerHeartbeat.objects.filter(last_seen__lt=gone, last_seen__gte=forgotten)
+                .order_by("-last_seen"))
+
+
+def forget_gone_workers(now: datetime | None = None) -> int:
+    """Delete heartbeats silent for longer than ``JOB_WORKER_FORGET_AFTER_S``."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.JOB_WORKER_FORGET_AFTER_S)
+    return WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).delete()[0]
+
+
+def consumers(now: datetime | None = None) -> dict[str, list[str]]:
+    """Queue name → hostnames of live workers consuming it (every queue is a key)."""
+    result: dict[str, list[str]] = {q.value: [] for q in QueueName}
+    for worker in workers(now):
+        for queue in worker.queues:
+            result.setdefault(queue, []).append(worker.hostname)
+    return result
+
+
+def promoter_last_tick() -> datetime | None:
+    return Lease.objects.filter(name=PROMOTER_LEASE).values_list("heartbeat_at", flat=True).first()
+
+
+__all__ = [
+    "consumers",
+    "forget_gone_workers",
+    "missing_workers",
+    "pause_queue",
+    "paused_queues",
+    "promoter_last_tick",
+    "resume_queue",
+    "workers",
+]

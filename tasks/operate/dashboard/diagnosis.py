@@ -1,0 +1,78 @@
+"""Why is this job not running? One plain sentence per cause, for waiting and delayed jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+from django.utils.timesince import timeuntil
+
+from tasks.models import Job, JobState
+from tasks.operate import control
+
+#: "N jobs of higher priority ahead" is counted exactly up to this many.
+AHEAD_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class QueueSituation:
+    """What the workers and pause flags say about one queue, read once per page."""
+
+    paused: bool
+    consumers: list[str]
+    busy: bool  # every live consumer runs as many jobs as its concurrency
+
+    @classmethod
+    def of(cls, queue: str, now: datetime | None = None) -> QueueSituation:
+        live = [w for w in control.workers(now) if queue in (w.queues or [])]
+        capacity = sum(w.concurrency for w in live)
+        running = sum(w.active for w in live)
+        return cls(
+            paused=queue in control.paused_queues(),
+            consumers=[w.hostname for w in live],
+            busy=bool(live) and running >= capacity,
+        )
+
+
+def _ahead(qs) -> str:
+    n = qs.order_by().values("pk")[: AHEAD_CAP + 1].count()
+    return f"{AHEAD_CAP:,}+" if n > AHEAD_CAP else f"{n:,}"
+
+
+def reasons(job: Job, situation: QueueSituation | None = None,
+            now: datetime | None = None) -> list[str]:
+    """Empty for jobs that are not waiting or delayed."""
+    if job.state not in (JobState.WAITING, JobState.DELAYED):
+        return []
+    now = now or timezone.now()
+    situation = situation or QueueSituation.of(job.queue, now)
+    found: list[str] = []
+    if job.state == JobState.DELAYED:
+        if job.run_at and job.run_at > now:
+            found.append(f"Delayed until {timezone.localtime(job.run_at):%Y-%m-%d %H:%M:%S %Z} "
+                         f"(in {timeuntil(job.run_at, now)}).")
+        else:
+            found.append("Due now: the promoter moves it to waiting on its next tick "
+                         "(is the promoter running?).")
+    if situation.paused:
+        found.append(f"Queue {job.queue} is paused: no worker takes its jobs until it is resumed.")
+    elif not situation.consumers:
+        found.append(f"No worker consumes queue {job.queue}: start one with -Q {job.queue}.")
+    elif situation.busy:
+        found.append(f"All consumers of {job.queue} are busy "
+                     f"({', '.join(situation.consumers)}).")
+    if job.state == JobState.WAITING:
+        waiting = Job.objects.waiting(job.queue)
+        higher = waiting.filter(priority__lt=job.priority)
+        if higher.exists():
+            found.append(f"{_ahead(higher)} job(s) of higher priority ahead.")
+        if job.enqueued_at:
+            same = waiting.filter(priority=job.priority, enqueued_at__lt=job.enqueued_at)
+            if same.exists():
+                found.append(f"{_ahead(same)} job(s) of the same priority queued earlier.")
+        if job.published_at is None:
+            found.append("Not yet sent to the broker: the promoter's relay will publish it.")
+    if not found:
+        found.append("Nothing holds it back: a worker should take it within moments.")
+    return found

@@ -1,0 +1,44 @@
+"""``GET /queues/health`` (open, no job data) and ``GET /metrics`` (staff or token)."""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from tasks.operate import health as health_checks
+from tasks.operate import metrics as job_metrics
+
+
+@never_cache
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """200 when broker and database answer, every queue is consumed and the promoter ticks."""
+    report = health_checks.report()
+    return JsonResponse(report.as_json(), status=200 if report.healthy else 503)
+
+
+def _token_ok(request: HttpRequest) -> bool:
+    expected = getattr(settings, "METRICS_TOKEN", "") or ""
+    if not expected:
+        return False
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), expected)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format; ``Authorization: Bearer $METRICS_TOKEN`` or a staff session."""
+    user = request.user
+    if not (_token_ok(request) or (user.is_authenticated and user.is_staff)):
+        response = HttpResponse("metrics need a staff session or Authorization: Bearer "
+                                "<METRICS_TOKEN>\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(job_metrics.render(), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,129 @@
+"""Operator actions from the dashboard: CSRF-protected POSTs, each recorded.
+
+Job actions write "<what> by <user>" into the job's log (``tasks.operate.actions``);
+actions without a job to hold the line (remove, clean, pause, resume) go to
+the ``tasks.audit`` logger with the same who and what.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from tasks.jobs.config import QueueName
+from tasks.jobs.errors import JobNotFoundError, JobStateError
+from tasks.models import JobState
+from tasks.operate import actions, control
+from tasks.operate.dashboard import queries
+from tasks.operate.dashboard.forms import CleanForm
+from tasks.operate.dashboard.views import _job_or_404, _queue_or_404, job_context, page
+from tasks.upkeep import retention
+
+audit = logging.getLogger("tasks.audit")
+
+JOB_ACTIONS = ("retry", "promote", "cancel", "remove")
+
+
+def _back(request: HttpRequest, default: str) -> HttpResponseRedirect:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        target = default
+    return HttpResponseRedirect(target or default)
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
+    """GET the job page; POST ``action`` = retry | promote | cancel | remove."""
+    job = _job_or_404(job_id)
+    if request.method == "GET":
+        return page(request, "dashboard/job.html", job_context(job))
+    action = request.POST.get("action", "")
+    by = request.user.get_username()
+    here = reverse("dashboard:job", args=[job.pk])
+    if action not in JOB_ACTIONS:
+        messages.error(request, f"Unknown action {action!r}; one of {', '.join(JOB_ACTIONS)}.")
+        return HttpResponseRedirect(here)
+    try:
+        if action == "retry":
+            actions.retry_job(job.pk, by)
+            messages.success(request, f"Job {job.pk} retried: it is waiting again.")
+        elif action == "promote":
+            actions.promote_job(job.pk, by)
+            messages.success(request, f"Job {job.pk} promoted: it runs now.")
+        elif action == "cancel":
+            state = actions.cancel_job(job.pk, by)
+            messages.success(request, f"Job {job.pk} cancelled." if state == JobState.CANCELLED
+                             else f"Cancellation of running job {job.pk} requested.")
+        else:
+            if not actions.remove_job(job.pk, by):
+                raise JobStateError(job.pk, job.state, "remove")
+            audit.info("job %s (%s/%s) removed by %s", job.pk, job.queue, job.name, by)
+            messages.success(request, f"Job {job.pk} removed.")
+            return HttpResponseRedirect(reverse("dashboard:queue-state",
+                                                args=[job.queue, job.state]))
+    except (JobStateError, JobNotFoundError) as exc:
+        messages.error(request, str(exc))
+    return HttpResponseRedirect(here)
+
+
+@staff_member_required
+@require_POST
+def pause(request: HttpRequest, queue: str) -> HttpResponse:
+    _queue_or_404(queue)
+    by = request.user.get_username()
+    control.pause_queue(queue, by=by)
+    audit.info("queue %s paused by %s", queue, by)
+    messages.success(request, f"Queue {queue} paused: jobs still queue up, workers take none.")
+    return _back(request, reverse("dashboard:overview"))
+
+
+@staff_member_required
+@require_POST
+def resume(request: HttpRequest, queue: str) -> HttpResponse:
+    _queue_or_404(queue)
+    by = request.user.get_username()
+    control.resume_queue(queue, by=by)
+    audit.info("queue %s resumed by %s", queue, by)
+    messages.success(request, f"Queue {queue} resumed.")
+    return _back(request, reverse("dashboard:overview"))
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def retry_failed(request: HttpRequest, queue: str) -> HttpResponse:
+    """GET: a confirmation showing how many jobs; POST: retry them all."""
+    _queue_or_404(queue)
+    if request.method == "GET":
+        return page(request, "dashboard/confirm_retry.html", {
+            "queue": queue, "count": queries.state_count(queue, JobState.FAILED),
+        })
+    by = request.user.get_username()
+    n = actions.retry_failed(queue, by)
+    audit.info("%d failed job(s) of %s retried by %s", n, queue, by)
+    messages.success(request, f"{n} failed job(s) of {queue} retried.")
+    return HttpResponseRedirect(reverse("dashboard:queue-state", args=[queue, JobState.FAILED]))
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def clean(request: HttpRequest, queue: str) -> HttpResponse:
+    _queue_or_404(queue)
+    form = CleanForm(request.POST or None, initial={"state": request.GET.get("state", "completed")})
+    if request.method == "POST" and form.is_valid():
+        state = form.cleaned_data["state"]
+        by = request.user.get_username()
+        n = retention.clean(QueueName(queue), form.grace(), state)
+        audit.info("%d %s job(s) of %s older than %s deleted by %s", n, state, queue,
+                   form.grace(), by)
+        messages.success(request, f"{n} {state} job(s) of {queue} older than "
+                         f"{form.cleaned_data['age']} {form.cleaned_data['unit']} deleted.")
+        return HttpResponseRedirect(reverse("dashboard:queue-state", args=[queue, state]))
+    return page(request, "dashboard/clean.html", {"queue": queue, "form": form},
+                status=400 if form.errors else 200)

@@ -1,0 +1,151 @@
+"""Dashboard pages (staff only): overview, per-queue listings, the job page, JSON for refresh."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from tasks.jobs.routing import QUEUE_NAMES
+from tasks.models import Job, JobState
+from tasks.operate import control
+from tasks.operate.dashboard import diagnosis, history, queries
+from tasks.operate.dashboard.forms import CleanForm, JobFilterForm
+
+DEFAULT_FLOWER_URL = "http://127.0.0.1:5555"
+
+
+def flower_url() -> str:
+    return getattr(settings, "FLOWER_URL", "") or DEFAULT_FLOWER_URL
+
+
+def page(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
+    """``render`` with what the dashboard's base template needs."""
+    return render(request, template, {"flower_url": flower_url(), **context}, status=status)
+
+
+def _queue_or_404(queue: str) -> str:
+    if queue not in QUEUE_NAMES:
+        raise Http404(f"no queue {queue!r}")
+    return queue
+
+
+def overview_data() -> dict:
+    """Counts, pause flags, consumers (live and missing) and oldest waiting age of every queue."""
+    now = timezone.now()
+    consumers = control.consumers(now)
+    missing = control.missing_workers(now)
+    paused = control.paused_queues()
+    queues = []
+    for queue in QUEUE_NAMES:
+        counts = queries.queue_counts(queue)
+        oldest_age = queries.age_seconds(queries.oldest_waiting(queue), now)
+        queues.append({
+            "name": queue,
+            "counts": {state: c.as_json() for state, c in counts.items()},
+            "paused": queue in paused,
+            "consumers": sorted(consumers.get(queue, [])),
+            "missing_consumers": sorted(w.hostname for w in missing if queue in w.queues),
+            "oldest_waiting_age_s": oldest_age,
+            "oldest_waiting_text": queries.duration_text(oldest_age),
+        })
+    return {"at": now.isoformat(), "states": queries.STATES, "queues": queues}
+
+
+@staff_member_required
+@require_GET
+def overview(request: HttpRequest) -> HttpResponse:
+    return page(request, "dashboard/overview.html",
+                {"data": overview_data(), "states": queries.STATES})
+
+
+@staff_member_required
+@require_GET
+def counts_json(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(overview_data())
+
+
+@staff_member_required
+@require_GET
+def chart_json(request: HttpRequest) -> JsonResponse:
+    window = request.GET.get("window", "1h")
+    if window not in queries.CHART_WINDOWS:
+        return JsonResponse({"error": f"window must be one of {list(queries.CHART_WINDOWS)}"},
+                            status=400)
+    queue = request.GET.get("queue") or None
+    if queue is not None:
+        _queue_or_404(queue)
+    return JsonResponse(queries.throughput(window, queue))
+
+
+@staff_member_required
+@require_GET
+def queue_jobs(request: HttpRequest, queue: str, state: str = JobState.WAITING) -> HttpResponse:
+    _queue_or_404(queue)
+    if state not in queries.STATES:
+        raise Http404(f"no state {state!r}")
+    form = JobFilterForm(request.GET or None, names=queries.job_names(queue))
+    filters = form.to_filter()
+    listing = queries.job_page(queue, state, filters, before=request.GET.get("before", ""),
+                            after=request.GET.get("after", ""))
+    for job in listing.jobs:
+        job.progress_pct = _percent(job.progress)
+    situation = None
+    if state in (JobState.WAITING, JobState.DELAYED):
+        situation = diagnosis.QueueSituation.of(queue)
+    query = request.GET.copy()
+    for key in ("before", "after"):
+        query.pop(key, None)
+    return page(request, "dashboard/queue.html", {
+        "queue": queue, "state": state, "states": queries.STATES, "form": form,
+        "filters": filters, "page": listing, "counts": queries.queue_counts(queue),
+        "paused": queue in control.paused_queues(), "situation": situation,
+        "query": query.urlencode(), "clean_form": CleanForm(initial={"state": state}),
+    })
+
+
+def _job_or_404(job_id: str) -> Job:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        raise Http404(f"no job {job_id!r}")
+    return job
+
+
+def _pretty(value: object) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def job_context(job: Job) -> dict:
+    return {
+        "job": job,
+        "data_json": _pretty(job.data),
+        "result_json": _pretty(job.result),
+        "backoff_json": json.dumps(job.backoff, sort_keys=True),
+        "why": diagnosis.reasons(job),
+        "events": history.events(job),
+        "logs": job.logs.order_by("id")[:500],
+        "progress_pct": _percent(job.progress),
+        "progress_bar": job.state == JobState.ACTIVE or bool(_percent(job.progress)),
+        "flower_task_url": f"{flower_url()}/task/{job.pk}",
+        "finished": job.state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED),
+    }
+
+
+def _percent(progress: object) -> float | None:
+    if isinstance(progress, bool) or not isinstance(progress, (int, float)):
+        return None
+    return max(0.0, min(float(progress), 100.0))
+
+
+@staff_member_required
+@require_GET
+def job_status(request: HttpRequest, job_id: str) -> JsonResponse:
+    """What the job page polls: state and progress (no data, no result)."""
+    job = _job_or_404(job_id)
+    return JsonResponse({"id": job.pk, "state": job.state, "progress": job.progress,
+                         "attempts_made": job.attempts_made})

@@ -1,0 +1,160 @@
+"""The promoter: publishes delayed jobs when due and relays unpublished ones.
+
+Exactly one promoter is active at a time (a lease row in the database);
+others wait as hot standbys. Because delays live in the database, not in
+worker memory or broker ETAs, a 24-hour delay survives restarts and is
+never re-delivered early by a visibility timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from tasks.enqueue.publishing import Message, publish
+from tasks.models import Job, JobState, Lease
+from tasks.operate.control import PROMOTER_LEASE
+from tasks.upkeep.reconciler import enforce_cancellations, reconcile_active, reconcile_waiting
+from tasks.upkeep.retention import enforce_retention
+
+logger = logging.getLogger("tasks.upkeep.promoter")
+
+LEASE_TTL_S = 10.0
+BATCH_SIZE = 1000
+
+
+def holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def acquire_lease(holder: str, now: datetime | None = None, ttl_s: float = LEASE_TTL_S) -> bool:
+    """Take or renew the lease; True while this holder is the active promoter."""
+    now = now or timezone.now()
+    expires = now + timedelta(seconds=ttl_s)
+    taken = Lease.objects.filter(Q(holder=holder) | Q(expires_at__lt=now), name=PROMOTER_LEASE).update(
+        holder=holder, expires_at=expires, heartbeat_at=now
+    )
+    if taken:
+        return True
+    try:
+        with transaction.atomic():
+            Lease.objects.create(name=PROMOTER_LEASE, holder=holder, expires_at=expires, heartbeat_at=now)
+        return True
+    except IntegrityError:
+        return False
+
+
+def _claimed_messages(rows: QuerySet) -> list[Message]:
+    """The messages of claimed rows, read as plain values.
+
+    Only the five columns a message needs: model instances would also decode
+    every row's ``errors``/``result``/``progress`` JSON (measured ~30 % of a
+    1,000-row promotion before the publish was pipelined).
+    """
+    return [
+        Message(job_id, f"{queue}.{name}", queue, data, priority)
+        for job_id, queue, name, data, priority in rows.values_list(
+            "id", "queue", "name", "data", "priority"
+        )
+    ]
+
+
+def promote_due(now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
+    """Move due delayed jobs to waiting and publish them; returns how many.
+
+    The rows are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` (PostgreSQL;
+    SQLite serialises writers anyway), so several promoters can run at once
+    and each due job is published by exactly one of them.
+    """
+    now = now or timezone.now()
+    if not Job.objects.due(now).exists():  # the common case, without a write transaction
+        return 0
+    with transaction.atomic():
+        messages = _claimed_messages(
+            Job.objects.due(now).select_for_update(skip_locked=True).order_by("run_at")[:batch]
+        )
+        if not messages:
+            return 0
+        # Claimed for publishing in the same statement: no relay takes them while
+        # they are sent. A promoter that dies right after commit leaves them to
+        # the reconciler (JOB_STUCK_AFTER), which re-publishes unqueued jobs.
+        # By primary key alone: the rows are ours until commit (locked on
+        # PostgreSQL, the write lock on SQLite), and with ``state = ?`` added
+        # SQLite walked the state index, every delayed row per batch (EXPLAIN
+        # QUERY PLAN: promotion fell to ~1,200/s with 1,000,000 pending).
+        stamp = timezone.now()
+        Job.objects.filter(pk__in=[m.job_id for m in messages]).update(
+            state=JobState.WAITING, enqueued_at=stamp, published_at=stamp
+        )
+    return len(publish(messages, claimed=True))
+
+
+def relay_unpublished(now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
+    """Publish committed waiting jobs whose message never went out (outbox relay).
+
+    Rows are claimed under ``SKIP LOCKED`` and stamped in one transaction, then
+    sent after commit: a second relay neither waits for nor resends them.
+    """
+    now = now or timezone.now()
+    before = now - timedelta(seconds=settings.JOB_RELAY_GRACE_S)
+    if not Job.objects.unpublished(before).exists():
+        return 0
+    with transaction.atomic():
+        messages = _claimed_messages(
+            Job.objects.unpublished(before).select_for_update(skip_locked=True)
+            .order_by("enqueued_at")[:batch]
+        )
+        if not messages:
+            return 0
+        Job.objects.filter(pk__in=[m.job_id for m in messages], published_at__isnull=True).update(
+            published_at=timezone.now()
+        )
+    logger.warning("relaying %d unpublished job(s)", len(messages))
+    return len(publish(messages, claimed=True))
+
+
+def run_forever(stop: callable, interval_s: float | None = None) -> None:
+    """The promoter loop; ``stop()`` returning True ends it.
+
+    Every promoter promotes and relays (row locks keep them apart); the lease
+    holder alone also reconciles and applies retention, and its heartbeat is
+    the "promoter last tick" the health check reports.
+    """
+    interval_s = interval_s if interval_s is not None else settings.JOB_PROMOTER_INTERVAL_S
+    holder = holder_id()
+    last_retention = 0.0
+    last_reconcile = 0.0
+    active = False
+    while not stop():
+        close_old_connections()
+        try:
+            moved = promote_due()
+            relay_unpublished()
+            if acquire_lease(holder):
+                if not active:
+                    logger.info("promoter %s is active", holder)
+                    active = True
+                if time.monotonic() - last_reconcile > settings.JOB_RECONCILE_EVERY_S:
+                    reconcile_active()
+                    reconcile_waiting()
+                    enforce_cancellations()
+                    last_reconcile = time.monotonic()
+                if time.monotonic() - last_retention > settings.JOB_RETENTION_EVERY_S:
+                    enforce_retention()
+                    last_retention = time.monotonic()
+            elif active:
+                logger.warning("promoter %s lost the lease", holder)
+                active = False
+            if moved >= BATCH_SIZE:
+                continue  # more are due: no sleep
+        except Exception:
+            logger.exception("promoter tick failed; retrying")
+        time.sleep(interval_s)

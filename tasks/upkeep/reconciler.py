@@ -1,0 +1,167 @@
+"""Recovering jobs that lost their worker or their broker message.
+
+- Active jobs whose worker is gone (no heartbeat) or whose pool process died
+  go back to waiting and are re-published; the compare-and-set start keeps
+  any stale duplicate message from running them twice. A job that loses its
+  worker ``JOB_MAX_WORKER_LOST`` times is failed ("poison job").
+- Waiting jobs published long ago whose message is not queued on the broker
+  (lost with an un-synced Redis, or taken by a consumer that died, which Redis
+  would return only after the visibility timeout) are re-published. Redis only: RabbitMQ returns a dead
+  consumer's messages at once and confirms every publish.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from tasks.enqueue.publishing import message_for, publish
+from tasks.jobs.config import PRIORITY_LEVELS, QueueName
+from tasks.models import Job, JobState
+from tasks.operate.control import workers
+
+logger = logging.getLogger("tasks.upkeep.reconciler")
+
+#: Beyond this many queued messages the broker is not scanned (too costly); logged.
+SCAN_LIMIT = 50_000
+
+
+def _lost(job_ids: Iterable[str], reason: str, now: datetime) -> int:
+    """Re-queue (or, past the limit, fail) active jobs whose run was lost."""
+    limit = settings.JOB_MAX_WORKER_LOST
+    requeued = []
+    job_ids = list(job_ids)
+    # A job whose cancellation was requested is not run again: its run ended.
+    Job.objects.filter(pk__in=job_ids, state=JobState.ACTIVE, cancel_requested=True).update(
+        state=JobState.CANCELLED, finished_at=now
+    )
+    for job_id, lost, attempts, errors in Job.objects.filter(
+        pk__in=job_ids, state=JobState.ACTIVE
+    ).values_list("id", "lost_count", "attempts_made", "errors"):
+        entry = {"attempt": attempts, "error": f"WorkerLost: {reason}", "traceback": "",
+                 "started_at": None, "failed_at": now.isoformat()}
+        history = [*(errors or []), entry]
+        if lost + 1 >= limit:
+            changed = Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
+                state=JobState.FAILED, lost_count=lost + 1, finished_at=now,
+                errors=[*history[:-1], {**entry, "error": f"worker lost {lost + 1} times"}],
+            )
+            if changed:
+                logger.error("job %s failed: worker lost %d times", job_id, lost + 1)
+            continue
+        with transaction.atomic():
+            changed = Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
+                state=JobState.WAITING, lost_count=F("lost_count") + 1,
+                attempts_made=F("attempts_made") - 1, enqueued_at=now, published_at=now,
+                errors=history,
+            )
+        if changed:
+            requeued.append(job_id)
+            logger.warning("job %s re-queued: %s", job_id, reason)
+    if requeued:
+        publish([message_for(job) for job in Job.objects.filter(pk__in=requeued)], claimed=True)
+    return len(requeued)
+
+
+def requeue_lost(hostname: str, exclude_ids: Iterable[str] = (), now: datetime | None = None,
+                 started_before: datetime | None = None) -> int:
+    """Called by a live worker for its own orphans (jobs no request of it holds)."""
+    now = now or timezone.now()
+    jobs = Job.objects.active().filter(worker=hostname).exclude(pk__in=list(exclude_ids))
+    if started_before is not None:
+        jobs = jobs.filter(started_at__lt=started_before)
+    ids = list(jobs.values_list("id", flat=True))
+    return _lost(ids, f"the process running it on {hostname} died", now) if ids else 0
+
+
+def reconcile_active(now: datetime | None = None) -> int:
+    """Active jobs on workers that stopped beating."""
+    now = now or timezone.now()
+    live = [w.hostname for w in workers(now)]
+    cutoff = now - timedelta(seconds=settings.JOB_WORKER_GONE_AFTER_S)
+    ids = list(
+        Job.objects.active().filter(started_at__lt=cutoff)
+        .exclude(worker__in=live)
+        .values_list("id", flat=True)[:1000]
+    )
+    return _lost(ids, "its worker stopped sending heartbeats", now) if ids else 0
+
+
+def _redis_message_ids(queue: str) -> set[str] | None:
+    """Ids of messages waiting in ``queue``'s lists; None if the broker cannot be scanned.
+
+    Messages a consumer took but has not acknowledged (kombu's ``unacked`` hash)
+    do not count: a job still *waiting* long after its message was taken has
+    a dead or stuck holder, and Redis would only return it after the
+    visibility timeout. Re-publishing it is safe: the compare-and-set start
+    runs it once.
+    """
+    with current_app.connection_for_write() as conn:
+        if conn.transport.driver_type != "redis":
+            return None
+        channel = conn.default_channel
+        client = channel.client
+        keys = [queue] + [f"{queue}{channel.sep}{p}" for p in range(1, PRIORITY_LEVELS)]
+        if sum(client.llen(key) for key in keys) > SCAN_LIMIT:
+            logger.warning("queue %s holds over %d messages; not scanned", queue, SCAN_LIMIT)
+            return None
+        ids: set[str] = set()
+        for raw in (item for key in keys for item in client.lrange(key, 0, -1)):
+            try:
+                ids.add(json.loads(raw)["headers"]["id"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        return ids
+
+
+def reconcile_waiting(now: datetime | None = None, stuck_after_s: float | None = None) -> int:
+    """Re-publish waiting jobs whose message is no longer on the broker."""
+    now = now or timezone.now()
+    stuck_after_s = settings.JOB_STUCK_AFTER_S if stuck_after_s is None else stuck_after_s
+    before = now - timedelta(seconds=stuck_after_s)
+    republished = 0
+    for queue in QueueName:
+        candidates = list(
+            Job.objects.waiting(queue).filter(published_at__lt=before)
+            .order_by("published_at")[:1000]
+        )
+        if not candidates:
+            continue
+        present = _redis_message_ids(queue.value)
+        if present is None:
+            continue
+        missing = [job for job in candidates if job.id not in present]
+        if missing:
+            logger.warning("re-publishing %d job(s) of %s with no broker message", len(missing), queue.value)
+            Job.objects.filter(pk__in=[j.id for j in missing]).update(published_at=now)
+            republished += len(publish([message_for(job) for job in missing], claimed=True))
+    return republished
+
+
+def enforce_cancellations(now: datetime | None = None) -> int:
+    """Terminate active jobs that ignored a cancellation request for ``JOB_CANCEL_GRACE``.
+
+    The processor is expected to check ``job.is_cancelled()``; one that does
+    not is revoked with ``terminate=True`` (SIGTERM to its pool process). The
+    worker then finds the job orphaned and, as cancellation was requested,
+    marks it cancelled instead of running it again.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.JOB_CANCEL_GRACE_S)
+    ids = list(
+        Job.objects.active().filter(cancel_requested=True, cancel_requested_at__lt=cutoff)
+        .values_list("id", flat=True)[:100]
+    )
+    for job_id in ids:
+        logger.warning("job %s ignored its cancellation for %ss: terminating it", job_id,
+                       settings.JOB_CANCEL_GRACE_S)
+        current_app.control.revoke(job_id, terminate=True, signal="SIGTERM")
+    return len(ids)

@@ -1,0 +1,78 @@
+"""Retention: delete finished jobs past their queue's age and count limits, and forgotten workers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from tasks.jobs.config import QUEUE_PRESETS, QueueName
+from tasks.models import Job, JobState
+from tasks.operate.control import forget_gone_workers
+
+STATE_TIME_FIELD = {
+    JobState.COMPLETED: "finished_at",
+    JobState.FAILED: "finished_at",
+    JobState.CANCELLED: "finished_at",
+    JobState.WAITING: "created_at",
+    JobState.DELAYED: "created_at",
+}
+
+
+def to_timedelta(grace: Any) -> timedelta:
+    """A timedelta, or milliseconds like BullMQ's ``clean(grace)``."""
+    if isinstance(grace, timedelta):
+        return grace
+    if isinstance(grace, (int, float)) and not isinstance(grace, bool) and grace >= 0:
+        return timedelta(milliseconds=grace)
+    raise ValueError(f"grace {grace!r} must be a timedelta or milliseconds >= 0")
+
+
+def clean(queue: QueueName, grace: Any, state: str, limit: int | None = None,
+          now: datetime | None = None) -> int:
+    """Delete jobs of ``queue`` in ``state`` older than ``grace``; return how many."""
+    if state not in STATE_TIME_FIELD:
+        raise ValueError(f"state {state!r} cannot be cleaned; one of {', '.join(STATE_TIME_FIELD)}")
+    cutoff = (now or timezone.now()) - to_timedelta(grace)
+    field = STATE_TIME_FIELD[state]
+    doomed = Job.objects.filter(queue=queue.value, state=state, **{f"{field}__lt": cutoff})
+    if limit is not None:
+        doomed = Job.objects.filter(pk__in=list(doomed.values_list("id", flat=True)[:limit]))
+    return _deleted_jobs(doomed.delete())
+
+
+def _deleted_jobs(outcome: tuple[int, dict[str, int]]) -> int:
+    """``QuerySet.delete()`` counts cascaded log lines too; report jobs only."""
+    return outcome[1].get(Job._meta.label, 0)
+
+
+def keep_newest(queue: QueueName, state: str, count: int) -> int:
+    """Delete all but the newest ``count`` finished jobs in ``state``."""
+    boundary = (
+        # finished_at IS NOT NULL, true of every finished job, is what lets the
+        # partial index job_finished serve this ORDER BY.
+        Job.objects.filter(queue=queue.value, state=state, finished_at__isnull=False)
+        .order_by("-finished_at")
+        .values_list("finished_at", flat=True)[count:count + 1]
+    )
+    boundary = list(boundary)
+    if not boundary:
+        return 0
+    return _deleted_jobs(
+        Job.objects.filter(queue=queue.value, state=state, finished_at__lte=boundary[0]).delete()
+    )
+
+
+def enforce_retention(now: datetime | None = None) -> dict[str, int]:
+    """Apply every queue's preset; returns deletions per queue."""
+    now = now or timezone.now()
+    report = {}
+    for queue, preset in QUEUE_PRESETS.items():
+        n = clean(queue, timedelta(seconds=preset.keep_completed_s), JobState.COMPLETED, now=now)
+        n += keep_newest(queue, JobState.COMPLETED, preset.keep_completed_count)
+        n += clean(queue, timedelta(seconds=preset.keep_failed_s), JobState.FAILED, now=now)
+        n += clean(queue, timedelta(seconds=preset.keep_cancelled_s), JobState.CANCELLED, now=now)
+        report[queue.value] = n
+    forget_gone_workers(now)
+    return report

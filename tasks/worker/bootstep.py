@@ -1,0 +1,245 @@
+"""Worker-side bookkeeping, run in each worker's main (consumer) process.
+
+A consumer bootstep that, every ``HEARTBEAT_EVERY_S``:
+- writes the worker's heartbeat (queues, concurrency, running jobs);
+- applies queue pauses from the database (cancel/add the queue's consumer),
+  so a paused queue is honoured on every host and after restarts;
+- re-queues this worker's orphans: jobs the database says are active here but
+  that no live request of this process holds (the pool child running them
+  died, or the worker restarted under the same name).
+At start it also has task events published, and kombu's unacked records
+written (``tasks.fastpath.unacked``), after a received job reaches its pool process,
+not before (``publish_events_after_pool_writes``).
+
+Registered in ``intelgraph/celery.py``. Models are imported lazily: this
+module is loaded before Django is set up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from celery import bootsteps, signals
+from celery.worker import state as worker_state
+
+from tasks.fastpath.pool_writes import after_pool_writes, pool_outbound
+from tasks.fastpath.unacked import defer_unacked_bookkeeping
+
+logger = logging.getLogger("tasks.worker.bootstep")
+
+
+def record_rejected(reason: str, message, detail: str = "") -> None:
+    """Count and log a message that was not executed (foreign, undecodable, unknown)."""
+    from tasks.models import RejectedMessage
+
+    queue = ""
+    try:
+        queue = (message.delivery_info or {}).get("routing_key") or ""
+    except Exception:  # a message too broken to describe
+        pass
+    logger.error("rejected message on %r: %s %s", queue, reason, detail[:200])
+    try:
+        RejectedMessage.objects.create(queue=queue[:64], reason=reason, detail=detail[:2000])
+    except Exception:
+        logger.exception("could not record a rejected message")
+
+
+def publish_events_after_pool_writes(consumer) -> bool:
+    """Let a received job reach its pool process before its task events are published.
+
+    Celery buffers task events in the event loop and flushes them on the next
+    turn, which runs before the prefork pool writes the job to a child: every
+    job started one event ``PUBLISH`` round trip late (~0.3-0.6 ms of the
+    ~4-5 ms enqueue-to-start at idle on the 2-core VM, docs/performance.md).
+    Here the flush waits one more turn while the job is still in the pool's
+    outbound buffer, and no longer: that turn's poll returns at once (the
+    child's pipe is writable) and writes it. Events are delayed by that one
+    turn and sent as before. Returns False where nothing changes: no event
+    loop, or a pool without an outbound buffer (solo, threads), or a Celery
+    without the flush this relies on.
+    """
+    from vine import promise
+
+    hub, dispatcher = consumer.hub, consumer.event_dispatcher
+    outbound = pool_outbound(consumer)
+    flush = getattr(consumer, "_flush_events_promise", None)  # reads the current dispatcher
+    if hub is None or dispatcher is None or outbound is None or flush is None:
+        return False
+    flush_soon = promise(after_pool_writes(hub, outbound, flush))
+    dispatcher.on_send_buffered = lambda: hub.call_soon(flush_soon)
+    return True
+
+
+def _guarded(strategy, consumer):
+    def guarded(message, payload, ack, reject, callbacks, *args, **kwargs):
+        try:
+            return strategy(message, payload, ack, reject, callbacks, *args, **kwargs)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+            consumer.on_invalid_task(payload, message, exc)
+
+    guarded.__wrapped__ = strategy
+    return guarded
+
+
+@signals.task_prerun.connect
+def _fresh_connections(**kwargs) -> None:
+    """Connections are reused across tasks (CELERY_DB_REUSE_MAX): drop broken or old ones.
+
+    Django's health check (``CONN_HEALTH_CHECKS``) would cost the default
+    connection a ``SELECT 1`` before every job on PostgreSQL, a third round
+    trip next to the claim and the completion; it is marked done instead, and
+    ``lifecycle.claim``, every job's first statement, reconnects once if the
+    server dropped the connection meanwhile.
+    """
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    for conn in connections.all(initialized_only=True):
+        conn.close_if_unusable_or_obsolete()
+        if conn.alias == DEFAULT_DB_ALIAS and conn.connection is not None:
+            conn.health_check_done = True
+
+
+@signals.worker_init.connect
+def _reuse_broker_clients(**kwargs) -> None:
+    """Fewer redis-py objects built per job in the consumer (tasks/fastpath/broker_clients.py)."""
+    from tasks.fastpath.broker_clients import reuse_redis_clients
+
+    reuse_redis_clients()
+
+
+@signals.task_unknown.connect
+def _on_unknown_task(sender=None, message=None, exc=None, name=None, id=None, **kwargs) -> None:
+    record_rejected("unknown-task", message, f"task {name!r} id {id!r}")
+
+
+@signals.task_rejected.connect
+def _on_rejected(sender=None, message=None, exc=None, **kwargs) -> None:
+    record_rejected("invalid" if exc else "not-a-task", message, repr(exc) if exc else "")
+
+
+class JobWorkerStep(bootsteps.StartStopStep):
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, consumer, **kwargs) -> None:
+        super().__init__(consumer, **kwargs)
+        self.timer_entry = None
+        self.started_at = None
+        self.own_queues: list[str] = []
+        self.cancelled: set[str] = set()
+
+    def start(self, consumer) -> None:
+        from django.utils import timezone
+
+        from tasks.operate.control import HEARTBEAT_EVERY_S
+
+        if self.started_at is None:
+            self.refuse_unsafe_broker(consumer)
+        self.started_at = self.started_at or timezone.now()
+        self.own_queues = self.own_queues or sorted(consumer.app.amqp.queues.consume_from)
+        self.cancelled = set()
+        self.count_decode_errors(consumer)
+        self.guard_strategies(consumer)
+        publish_events_after_pool_writes(consumer)
+        defer_unacked_bookkeeping(consumer)
+        self.tick(consumer)  # pauses apply before the first message is fetched
+        self.timer_entry = consumer.timer.call_repeatedly(HEARTBEAT_EVERY_S, self.tick, (consumer,))
+
+    def refuse_unsafe_broker(self, consumer) -> None:
+        """Warn about (production: refuse) a broker that may lose queued jobs."""
+        from django.conf import settings
+        from django.core.exceptions import ImproperlyConfigured
+
+        from tasks.checks import broker_safety_problems
+
+        problems = broker_safety_problems(consumer.app.conf.broker_url)
+        for problem in problems:
+            logger.warning("unsafe broker: %s", problem)
+        if problems and settings.JOB_STRICT_BROKER_CHECKS:
+            raise ImproperlyConfigured("refusing to start: " + "; ".join(problems))
+
+    def count_decode_errors(self, consumer) -> None:
+        """Garbage bytes: Celery logs and acks them; we also count them."""
+        original = type(consumer).on_decode_error.__get__(consumer)
+
+        def on_decode_error(message, exc) -> None:
+            record_rejected("undecodable", message, f"{type(exc).__name__}: {exc}")
+            original(message, exc)
+
+        consumer.on_decode_error = on_decode_error
+        consumer.task_consumer.on_decode_error = on_decode_error
+
+    def guard_strategies(self, consumer) -> None:
+        """A body of the wrong shape (e.g. ``{}`` instead of ``[args, kwargs, embed]``)
+        makes Celery's strategy raise ValueError/TypeError, which stops the whole
+        worker ("Unrecoverable error"). Reject such a message instead."""
+        for name, strategy in list(consumer.strategies.items()):
+            consumer.strategies[name] = _guarded(strategy, consumer)
+
+    def stop(self, consumer) -> None:
+        if self.timer_entry is not None:
+            self.timer_entry.cancel()
+            self.timer_entry = None
+
+    def shutdown(self, consumer) -> None:
+        self.stop(consumer)
+        try:
+            from tasks.models import WorkerHeartbeat
+
+            WorkerHeartbeat.objects.filter(hostname=consumer.hostname).delete()
+        except Exception:  # the database may be gone at shutdown
+            logger.debug("could not remove heartbeat", exc_info=True)
+
+    def tick(self, consumer) -> None:
+        from django.db import close_old_connections
+
+        try:
+            close_old_connections()
+            self.apply_pauses(consumer)
+            self.beat(consumer)
+            self.requeue_orphans(consumer)
+        except Exception:
+            logger.exception("worker bookkeeping failed; will retry")
+
+    def apply_pauses(self, consumer) -> None:
+        from tasks.operate.control import paused_queues
+
+        paused = paused_queues() & set(self.own_queues)
+        for queue in sorted(paused - self.cancelled):
+            consumer.cancel_task_queue(queue)
+            self.cancelled.add(queue)
+            logger.warning("queue %s is paused: not consuming it", queue)
+        for queue in sorted(self.cancelled - paused):
+            consumer.add_task_queue(queue)
+            self.cancelled.discard(queue)
+            logger.warning("queue %s resumed: consuming it again", queue)
+
+    def beat(self, consumer) -> None:
+        from django.utils import timezone
+
+        from tasks.models import WorkerHeartbeat
+
+        WorkerHeartbeat.objects.update_or_create(
+            hostname=consumer.hostname,
+            defaults={
+                "pid": os.getpid(),
+                "queues": sorted(q.name for q in consumer.task_consumer.queues),
+                "concurrency": consumer.pool.num_processes if consumer.pool else 0,
+                "active": len(worker_state.active_requests),
+                "started_at": self.started_at,
+                "last_seen": timezone.now(),
+            },
+        )
+
+    def requeue_orphans(self, consumer) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from tasks.upkeep.reconciler import requeue_lost
+
+        # Snapshot first; jobs claimed after it (thread pools run concurrently
+        # with this timer) are excluded by the start-time bound.
+        held = {request.id for request in worker_state.reserved_requests}
+        requeue_lost(consumer.hostname, exclude_ids=held,
+                     started_before=timezone.now() - timedelta(seconds=1))

@@ -1,0 +1,68 @@
+"""Declaring processors and finding them by (queue, job name)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from celery import current_app, shared_task
+
+from tasks.jobs.backoff import CustomStrategy
+from tasks.jobs.config import QUEUE_PRESETS, QueueName
+from tasks.jobs.errors import PermanentJobError, UnknownJobNameError
+from tasks.jobs.routing import task_name
+from tasks.worker.job import JobContext
+from tasks.worker.task import TRANSIENT_ERRORS, JobTask
+
+
+def processor(
+    queue: QueueName,
+    name: str,
+    *,
+    retry_on: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
+    fail_on: tuple[type[BaseException], ...] = (),
+    backoff_strategy: CustomStrategy | None = None,
+    failure_hook: Callable[[JobContext, BaseException], None] | None = None,
+    **task_options: Any,
+) -> Callable[[Callable[..., Any]], JobTask]:
+    """Register ``fn(job, **data)`` as job ``name`` on ``queue``.
+
+    The Celery task is named ``<queue>.<name>`` (stable: schedules in the
+    database refer to it) and gets the queue preset's time limits.
+    ``fail_on`` errors fail the job at once even if they look transient.
+    """
+    preset = QUEUE_PRESETS[queue]
+
+    def decorate(fn: Callable[..., Any]) -> JobTask:
+        options = {
+            "soft_time_limit": preset.soft_time_limit_s,
+            "time_limit": preset.time_limit_s,
+            **task_options,
+        }
+        return shared_task(
+            base=JobTask,
+            name=task_name(queue, name),
+            queue=queue.value,
+            queue_name=queue,
+            job_name=name,
+            retry_on=retry_on,
+            fail_on=(PermanentJobError, *fail_on),
+            backoff_strategy=staticmethod(backoff_strategy) if backoff_strategy else None,
+            failure_hook=staticmethod(failure_hook) if failure_hook else None,
+            **options,
+        )(fn)
+
+    return decorate
+
+
+def job_names(queue: QueueName) -> list[str]:
+    prefix = f"{queue.value}."
+    return sorted(name[len(prefix):] for name in current_app.tasks if name.startswith(prefix))
+
+
+def get_task(queue: QueueName, name: Any) -> JobTask:
+    """The task behind job ``name`` on ``queue``; ``UnknownJobNameError`` otherwise."""
+    task = current_app.tasks.get(task_name(queue, name)) if isinstance(name, str) else None
+    if not isinstance(task, JobTask):
+        raise UnknownJobNameError(queue.value, name, job_names(queue))
+    return task
