@@ -84,15 +84,29 @@ admin.site.register(Report)
 # -- django-celery-beat: each schedule's next five run times on its change page --------
 
 
+def _with_next_runs(fieldsets: tuple) -> tuple:
+    """django-celery-beat's fieldsets with ``next_run_times`` after the one holding ``crontab``.
+
+    Found by the field it holds, not by position or title; a layout without
+    that field gets a fieldset of its own.
+    """
+    placed = False
+    result = []
+    for title, options in fieldsets:
+        if not placed and "crontab" in options.get("fields", ()):
+            options = {**options, "fields": (*options["fields"], "next_run_times")}
+            placed = True
+        result.append((title, options))
+    if not placed:
+        result.append(("Next runs", {"fields": ("next_run_times",)}))
+    return tuple(result)
+
+
 class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
     """django-celery-beat's admin, plus a preview of the next five runs in the schedule's zone."""
 
     readonly_fields = (*BeatPeriodicTaskAdmin.readonly_fields, "next_run_times")
-    fieldsets = tuple(
-        (title, {**options, "fields": (*options["fields"], "next_run_times")})
-        if title == BeatPeriodicTaskAdmin.fieldsets[1][0] else (title, options)
-        for title, options in BeatPeriodicTaskAdmin.fieldsets
-    )
+    fieldsets = _with_next_runs(BeatPeriodicTaskAdmin.fieldsets)
 
     @admin.display(description="Next five runs")
     def next_run_times(self, obj: PeriodicTask) -> str:

@@ -10,20 +10,18 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
-from urllib.parse import urlparse
 
 from celery import current_app
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+from tasks.jobs.brokers import BrokerKind, broker_kind
 from tasks.jobs.config import PRIORITY_LEVELS, QUEUE_PRESETS, QueueName
-
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
-EVICTING_POLICIES_OK = {"noeviction"}
+from tasks.worker.broker_safety import broker_safety_problems
 
 
 def _is_redis(url: str) -> bool:
-    return url.startswith(("redis://", "rediss://", "sentinel://", "unix://"))
+    return broker_kind(url) is BrokerKind.REDIS
 
 
 @register(Tags.compatibility)
@@ -134,40 +132,6 @@ def check_beat_timezone(app_configs=None, **kwargs) -> list:
             hint="Set CELERY_TIMEZONE = TIME_ZONE.", id="tasks.E005",
         )]
     return []
-
-
-def broker_url_problems(url: str) -> list[str]:
-    """What the URL alone says: a remote Redis without a password."""
-    if not _is_redis(url):
-        return []
-    parsed = urlparse(url)
-    if not parsed.password and (parsed.hostname or "") not in LOOPBACK_HOSTS:
-        return [f"broker {parsed.hostname}:{parsed.port} is remote and has no password"]
-    return []
-
-
-def broker_server_problems(url: str, timeout_s: float = 0.5) -> list[str]:
-    """What the server says: an eviction policy that may drop queued jobs."""
-    if not _is_redis(url):
-        return []
-    problems = []
-    try:
-        import redis
-
-        client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
-        if policy and policy not in EVICTING_POLICIES_OK:
-            problems.append(f"Redis maxmemory-policy is {policy!r}: it may evict queued jobs "
-                            "(use noeviction)")
-    except Exception:  # unreachable, or CONFIG disabled (managed Redis): nothing to say
-        pass
-    return problems
-
-
-def broker_safety_problems(url: str | None = None) -> list[str]:
-    """Why this broker is not safe as a store of jobs (empty list when it is)."""
-    url = url or current_app.conf.broker_url or ""
-    return broker_url_problems(url) + broker_server_problems(url)
 
 
 @register(Tags.security, deploy=True)

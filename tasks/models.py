@@ -7,18 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from tasks.jobs.config import JobPriority, QueueName
-
-
-class JobState(models.TextChoices):
-    WAITING = "waiting", "Waiting"
-    DELAYED = "delayed", "Delayed"
-    ACTIVE = "active", "Active"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-FINISHED_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+from tasks.jobs.states import JobState
 
 
 class StateLiteral(models.Value):
@@ -45,9 +34,6 @@ def in_state(state: JobState | str) -> Q:
 
 
 class JobQuerySet(models.QuerySet):
-    def in_queue(self, queue: QueueName | str) -> JobQuerySet:
-        return self.filter(queue=str(queue))
-
     def due(self, now) -> JobQuerySet:
         """Delayed jobs whose time has come: the promoter's work list (index ``job_due``)."""
         return self.filter(in_state(JobState.DELAYED), run_at__lte=now)

@@ -8,10 +8,10 @@ from functools import lru_cache
 from typing import Any
 
 from tasks.enqueue.records import enqueue, enqueue_many
+from tasks.enqueue.task import get_task
 from tasks.jobs.config import JobPriority, QueueName
 from tasks.jobs.routing import parse_queue
 from tasks.jobs.spec import JobSpec, build_spec, encode_data
-from tasks.worker.registry import get_task
 
 
 def _spec(queue: Any, name: Any, data: Any, options: Mapping[str, Any],
@@ -52,7 +52,7 @@ def _parameters(run: Any) -> tuple[frozenset[str], frozenset[str], bool] | None:
 
 
 def _fits(run: Any, keys: Any) -> bool:
-    """True when ``JobTask.bind_data`` would accept these keyword arguments as they are."""
+    """True when ``RecordingTask.bind_data`` would accept these keyword arguments as they are."""
     parameters = _parameters(run)
     if parameters is None:
         return False

@@ -1,4 +1,4 @@
-"""Database cursors for the hot paths: enqueue, publish, claim and complete."""
+"""Database cursors for the hot paths (enqueue, publish, claim, complete) and their commit mode."""
 
 from __future__ import annotations
 
@@ -31,20 +31,12 @@ def raw_cursor() -> CursorWrapper:
 def bound_cursor() -> Iterator[Any]:
     """A cursor for the per-job statements (the enqueue INSERT, claim, completion).
 
-    On PostgreSQL a psycopg cursor with server-side binding on Django's own
-    connection (Django's cursors bind client-side): the parameters travel
-    apart from the text instead of being quoted into it in Python, and
-    Django's cursor wrapper is skipped. Measured on the VM: 1.2 → 0.87 ms of
-    wall and 480 → 240 µs of client CPU per job (claim and completion). Django
-    leaves psycopg's automatic preparing off (``prepare_threshold`` None, for
-    connection poolers); ``"prepare_threshold": 5`` in the database OPTIONS
-    turns it on, and these statements are then also spared the server's
-    parse and plan. On SQLite, Django's cursor without its wrapper, given each
-    statement's ``?`` form once (Django converts ``%s`` with a regular
-    expression on every call): ~25 µs less per statement, i.e. per claim,
-    completion and ``add_job``. Errors are still Django's; the query log and
-    ``execute_wrapper`` hooks are not run for these statements. Elsewhere
-    ``raw_cursor``.
+    PostgreSQL: a psycopg cursor binding server-side on Django's own
+    connection (Django's binds client-side, quoting every value in Python).
+    SQLite: Django's cursor given each statement's ``?`` form once (Django
+    converts ``%s`` with a regular expression on every call). Errors are still
+    Django's; the query log and ``execute_wrapper`` hooks do not see these
+    statements. Costs measured: docs/performance.md. Elsewhere ``raw_cursor``.
     """
     if connection.vendor == "sqlite":
         connection.ensure_connection()
@@ -92,3 +84,19 @@ def _qmark(sql: str) -> str:
 
 
 _FORMAT = re.compile(r"(?<!%)%s")
+
+
+def without_wal_wait(vendor: str) -> str:
+    """A ``FROM`` item turning off ``synchronous_commit`` for this statement's transaction.
+
+    PostgreSQL only (empty elsewhere), for bookkeeping marks that are not a
+    job's effect: the claim, the completion and the publish stamp. A mark lost
+    in a database crash (never in an application crash) is recovered as a
+    re-run or a duplicate message that the claim's compare-and-set runs once
+    (docs/reliability.md); the processor's own writes keep synchronous commits
+    and flush every earlier mark with them. One statement, so one round trip,
+    and still autocommit (``SET LOCAL`` would need a transaction).
+    """
+    if vendor != "postgresql":
+        return ""
+    return " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit"

@@ -32,8 +32,10 @@ from celery import current_app
 from django.db import connection, transaction
 from django.utils import timezone
 
-from tasks.enqueue.cursors import raw_cursor
+from tasks.enqueue.cursors import raw_cursor, without_wal_wait
 from tasks.fastpath.wire import MessageBuilder, producer_for
+from tasks.jobs.brokers import BrokerKind, broker_kind
+from tasks.jobs.routing import task_name
 from tasks.models import Job, JobState
 
 logger = logging.getLogger("tasks.enqueue.publishing")
@@ -52,7 +54,7 @@ class Message:
 
 
 def message_for(job: Job) -> Message:
-    return Message(job.id, f"{job.queue}.{job.name}", job.queue, job.data, job.priority)
+    return Message(job.id, task_name(job.queue, job.name), job.queue, job.data, job.priority)
 
 
 #: Messages per pipelined round trip; sent rows are marked published after
@@ -108,12 +110,9 @@ def publish(messages: Sequence[Message], claimed: bool = False) -> list[str]:
 def mark_published(job_ids: Iterable[str]) -> None:
     """One UPDATE for the ids: rows that already ran (not waiting) stay as they are.
 
-    On PostgreSQL, outside the caller's transaction, the stamp is committed
-    without waiting for the WAL flush (``synchronous_commit`` off for this one
-    statement's transaction, set in the statement itself: one round trip): a
-    stamp lost in a database crash costs one duplicate message from the relay
-    (run once: the worker's claim is a compare-and-set), while waiting for it
-    cost ~3 ms per ``add_job`` on the development VM.
+    Outside the caller's transaction the stamp does not wait for PostgreSQL's
+    WAL flush (``without_wal_wait``): a lost stamp costs one duplicate message
+    from the relay, which the worker's claim runs once.
     """
     ids = list(job_ids)
     if not ids:
@@ -122,11 +121,8 @@ def mark_published(job_ids: Iterable[str]) -> None:
     # SQLite: unary ``+`` keeps the guard off the planner's index choice; on
     # ``state = ?`` it walks the outbox index, every unpublished row per chunk.
     plus = "+" if connection.vendor == "sqlite" else ""
-    prefix = source = ""
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        prefix = "WITH async AS (SELECT set_config('synchronous_commit', 'off', true)) "
-        source = " FROM async"
-    sql = (f"{prefix}UPDATE {table} SET published_at = %s{source} WHERE {plus}state = %s "
+    source = "" if connection.in_atomic_block else without_wal_wait(connection.vendor)
+    sql = (f"UPDATE {table} SET published_at = %s{source} WHERE {plus}state = %s "
            f"AND {plus}published_at IS NULL AND id IN ({', '.join(['%s'] * len(ids))})")
     params = [connection.ops.adapt_datetimefield_value(timezone.now()), JobState.WAITING.value,
               *ids]
@@ -151,4 +147,4 @@ def stamps_at_insert() -> bool:
     for ``rediss://`` and ``sentinel://`` too), not ``app.conf.broker_url``:
     a chained-settings lookup per ``add_job``.
     """
-    return current_app.pool.connection.transport.driver_type == "redis"
+    return broker_kind(current_app.pool.connection) is BrokerKind.REDIS

@@ -1,12 +1,9 @@
 """Writing job records: the one path every enqueue takes (``add_job``, ``.delay()``, beat).
 
 Rows go in with one raw ``INSERT … ON CONFLICT (id) DO NOTHING`` per call
-(``executemany`` for a bulk): the ORM's per-field value preparation and
-model instances measured ~70 % of ``add_bulk`` before the publish, and the
-conflict clause replaces the SELECT and savepoint that deduplicated a
-caller-chosen id. The cursor (``tasks.enqueue.cursors.bound_cursor``) binds server-side on
-PostgreSQL and skips Django's cursor wrapper and ``DEBUG``'s query log (which
-re-quotes every parameter of every INSERT on SQLite).
+(``executemany`` or ``COPY`` for a bulk) rather than through the ORM, whose
+per-field preparation and model instances cost most of ``add_bulk``; the
+conflict clause deduplicates a caller-chosen id without a SELECT.
 """
 
 from __future__ import annotations
@@ -23,6 +20,7 @@ from django.utils import timezone
 from tasks.enqueue.cursors import bound_cursor
 from tasks.enqueue.publishing import Message, publish_on_commit, stamps_at_insert
 from tasks.jobs.ids import new_job_id
+from tasks.jobs.routing import task_name
 from tasks.jobs.spec import JobSpec
 from tasks.models import Job, JobState
 
@@ -88,20 +86,12 @@ class _Rows:
 
 
 def _insert_many(sql: str, rows: list[tuple], fresh_ids: bool = False) -> None:
-    """SQLite: ``executemany`` (one prepared statement). PostgreSQL: ``COPY``, or one INSERT from arrays.
+    """SQLite: ``executemany``. PostgreSQL: ``COPY`` when every id was made here, else one INSERT.
 
-    ``fresh_ids``: every id was made here (UUIDv7), so none can exist and
-    PostgreSQL takes the rows by ``COPY``, its bulk-load path: +19–25 %
-    ``add_bulk`` throughput over the INSERT below on the development VM.
-    ``COPY`` cannot skip existing rows, so a batch with caller-chosen ids
-    (``ON CONFLICT DO NOTHING``) takes the INSERT.
-
-    psycopg's pipelined ``executemany`` still runs one statement per row
-    (~180 µs each on the development VM), and a 1,000-row VALUES list costs
-    more to format than to run; one array per column (``unnest``) does not.
-    The arrays travel as bound parameters in binary (``%b``): Django's cursor binds
-    client-side, quoting every element of every text array with a regular
-    expression (measured ~40 % of a 1,000-job ``add_bulk``).
+    ``COPY`` is PostgreSQL's bulk-load path but cannot skip existing rows, so a
+    batch with caller-chosen ids (``ON CONFLICT DO NOTHING``) takes one INSERT
+    from one array per column (``unnest``), sent as binary parameters (``%b``)
+    rather than quoted into the text by Django. Figures: docs/performance.md.
     """
     if connection.vendor != "postgresql":
         with bound_cursor() as cursor:
@@ -165,7 +155,7 @@ def _base(field) -> str:
 
 
 def _message(spec: JobSpec, job_id: str) -> Message:
-    return Message(job_id, f"{spec.queue.value}.{spec.name}", spec.queue.value, spec.data,
+    return Message(job_id, task_name(spec.queue, spec.name), spec.queue.value, spec.data,
                    spec.priority, spec.data_json)
 
 

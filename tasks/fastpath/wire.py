@@ -40,6 +40,7 @@ from kombu import Producer
 
 from tasks.fastpath.broker_clients import client_for
 from tasks.fastpath.redis_payload import REPR_MAX, STAND_IN_ID, FrozenPayload
+from tasks.jobs.brokers import broker_kind
 from tasks.jobs.routing import native_priority
 
 #: Channel attribute: the tasks whose queues were declared on it (a new channel,
@@ -132,7 +133,7 @@ class MessageBuilder:
         connection = producer.connection
         self.broker = (connection.transport_cls, connection.hostname, connection.port,
                        connection.virtual_host)
-        self.highest_first = connection.transport.driver_type == "amqp"
+        self.highest_first = broker_kind(connection).highest_priority_first
         self.batched = batched
         self.batching = batched and producer.supports_batch_publish
         self.hooked = bool(

@@ -21,6 +21,10 @@ class QueueName(str, enum.Enum):
         return self.value
 
 
+#: The declared queues' names, in declaration order.
+QUEUE_NAMES: tuple[str, ...] = tuple(queue.value for queue in QueueName)
+
+
 class JobPriority(enum.IntEnum):
     """1 runs first. Mapped to each broker's native scale by ``tasks.jobs.routing``."""
 

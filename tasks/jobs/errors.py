@@ -97,7 +97,7 @@ class PermanentJobError(Exception):
 
 
 class JobCancelled(Exception):
-    """Raised by ``job.raise_if_cancelled()``: the job stops and is marked cancelled."""
+    """Raise from a processor that saw ``job.is_cancelled()``: the job stops, marked cancelled."""
 
 
 class InvalidArgumentsError(JobInputError):

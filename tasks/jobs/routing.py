@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.jobs.config import PRIORITY_LEVELS, JobPriority, QueueName
+from tasks.jobs.brokers import broker_kind
+from tasks.jobs.config import PRIORITY_LEVELS, QUEUE_NAMES, JobPriority, QueueName
 from tasks.jobs.errors import UnknownQueueError
 
-QUEUE_NAMES = [q.value for q in QueueName]
 
-
-def task_name(queue: QueueName, job_name: str) -> str:
-    return f"{queue.value}.{job_name}"
+def task_name(queue: QueueName | str, job_name: str) -> str:
+    """The Celery name of job ``job_name`` on ``queue``: ``"<queue>.<job_name>"``."""
+    return f"{getattr(queue, 'value', queue)}.{job_name}"
 
 
 def split_task_name(name: str) -> tuple[QueueName, str] | None:
@@ -42,14 +42,14 @@ def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None
     return {"queue": parsed[0].value, "routing_key": parsed[0].value}
 
 
-def broker_priority(priority: int, broker_url: str) -> int:
-    """Map ``JobPriority`` (1 first) to the broker's native scale.
+def broker_priority(priority: int, broker: str | Any) -> int:
+    """Map ``JobPriority`` (1 first) to the native scale of a broker (URL or connection).
 
     Redis (kombu) pops priority 0 first: CRITICAL=1 -> 0 … BACKGROUND=5 -> 4.
     RabbitMQ delivers the highest number first (``x-max-priority`` = 5):
     CRITICAL=1 -> 5 … BACKGROUND=5 -> 1.
     """
-    return native_priority(priority, broker_url.startswith(("amqp", "pyamqp", "amqps")))
+    return native_priority(priority, broker_kind(broker).highest_priority_first)
 
 
 def native_priority(priority: int, highest_first: bool) -> int:

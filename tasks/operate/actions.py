@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -48,8 +50,9 @@ def retry_job(job_id: str, by: str = "system") -> bool:
 RETRY_BATCH = 1000
 
 
-def retry_failed(queue: str, by: str = "system") -> int:
-    """Re-queue every failed job of ``queue``, a batch per transaction."""
+def retry_failed(queue: str, by: str = "system",
+                 on_batch: Callable[[int], None] | None = None) -> int:
+    """Re-queue every failed job of ``queue``, a batch per transaction; ``on_batch(n)`` after each."""
     total = 0
     while True:
         # finished_at IS NOT NULL, true of every failed job, lets the partial
@@ -58,7 +61,10 @@ def retry_failed(queue: str, by: str = "system") -> int:
                    .order_by("finished_at").values_list("id", flat=True)[:RETRY_BATCH])
         if not ids:
             return total
-        total += _requeue(ids, (JobState.FAILED,), f"retried by {by} (retry all failed)", True)
+        done = _requeue(ids, (JobState.FAILED,), f"retried by {by} (retry all failed)", True)
+        total += done
+        if on_batch is not None:
+            on_batch(done)
 
 
 def promote_job(job_id: str, by: str = "system") -> bool:

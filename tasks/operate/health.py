@@ -18,8 +18,9 @@ from django.utils import timezone
 from kombu import Connection
 
 from tasks.jobs.config import QueueName
-from tasks.operate import control
-from tasks.operate.dashboard.queries import age_seconds, oldest_waiting
+from tasks.operate.counts import age_seconds, oldest_waiting
+from tasks.upkeep import promoter
+from tasks.worker import presence
 
 #: The broker probe gives up after this long (seconds); the endpoint must answer within 1 s.
 BROKER_TIMEOUT_S = 0.5
@@ -101,7 +102,7 @@ def report(now: datetime | None = None, broker_url: str | None = None) -> Report
     if not database["reachable"]:
         result.problems.append(f"database unreachable ({database['error']})")
         return result  # everything below is read from the database
-    tick = control.promoter_last_tick()
+    tick = promoter.last_tick()
     tick_age = age_seconds(tick, now)
     result.body["promoter"] = {"last_tick_age_s": tick_age,
                                "stale_after_s": PROMOTER_STALE_AFTER_S}
@@ -109,8 +110,8 @@ def report(now: datetime | None = None, broker_url: str | None = None) -> Report
         result.problems.append("promoter has never ticked")
     elif tick_age > PROMOTER_STALE_AFTER_S:
         result.problems.append(f"promoter last ticked {tick_age:.0f}s ago")
-    consumers = control.consumers(now)
-    missing = control.missing_workers(now)
+    consumers = presence.consumers(now)
+    missing = presence.missing_workers(now)
     result.body["missing_workers"] = [
         {"hostname": w.hostname, "queues": w.queues, "last_seen_age_s": age_seconds(w.last_seen, now)}
         for w in missing
@@ -118,7 +119,7 @@ def report(now: datetime | None = None, broker_url: str | None = None) -> Report
     for w in missing:
         result.warnings.append(f"worker {w.hostname} stopped sending heartbeats "
                                f"{age_seconds(w.last_seen, now):.0f}s ago")
-    paused = control.paused_queues()
+    paused = presence.paused_queues()
     queues = {}
     for queue in QueueName:
         name = queue.value

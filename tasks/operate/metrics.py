@@ -19,16 +19,11 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from tasks.models import FINISHED_STATES, Job, JobState
-from tasks.operate import control
-from tasks.operate.dashboard.queries import (
-    COUNT_CAP,
-    QUEUES,
-    STATES,
-    age_seconds,
-    oldest_waiting,
-    state_count,
-)
+from tasks.jobs.config import QUEUE_NAMES
+from tasks.jobs.states import ALL_STATES, FINISHED_STATES, JobState
+from tasks.models import Job
+from tasks.operate.counts import COUNT_CAP, age_seconds, oldest_waiting, state_count
+from tasks.worker import presence
 
 WINDOW = timedelta(hours=1)
 #: At most this many of the newest finished jobs feed the windowed metrics.
@@ -64,11 +59,11 @@ class JobCollector:
                                      "Delayed jobs that failed an attempt and wait to retry "
                                      "(counted up to 10000).",
                                      labels=["queue"])
-        live = control.consumers(now)
-        gone = control.missing_workers(now)
-        paused_now = control.paused_queues()
-        for queue in QUEUES:
-            for state in STATES:
+        live = presence.consumers(now)
+        gone = presence.missing_workers(now)
+        paused_now = presence.paused_queues()
+        for queue in QUEUE_NAMES:
+            for state in ALL_STATES:
                 count = state_count(queue, state)
                 jobs.add_metric([queue, state], count.value)
                 if state == JobState.WAITING:
@@ -85,7 +80,7 @@ class JobCollector:
     def _windowed(self, now) -> Iterator[Metric]:
         since = now - WINDOW
         rows = (
-            Job.objects.filter(queue__in=QUEUES, state__in=FINISHED_STATES, finished_at__gte=since)
+            Job.objects.filter(queue__in=QUEUE_NAMES, state__in=FINISHED_STATES, finished_at__gte=since)
             .order_by("-finished_at")
             .values_list("queue", "name", "state", "attempts_made", "started_at", "finished_at")
             [:WINDOW_ROWS]

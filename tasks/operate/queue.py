@@ -9,11 +9,10 @@ from django.db.models import Count
 from tasks.enqueue.api import add_job
 from tasks.jobs.config import QueueName
 from tasks.jobs.routing import parse_queue
-from tasks.models import Job, JobState
+from tasks.jobs.states import ALL_STATES, JobState
+from tasks.models import Job
 from tasks.operate import actions
 from tasks.upkeep import retention
-
-COUNTED_STATES = [s.value for s in JobState]
 
 
 class Queue:
@@ -30,7 +29,7 @@ class Queue:
 
     def get_job_counts(self, *states: str) -> dict[str, int]:
         """``{"waiting", "active", "delayed", "completed", "failed", "cancelled"}`` → counts."""
-        wanted = list(states) or COUNTED_STATES
+        wanted = list(states) or list(ALL_STATES)
         counts = dict.fromkeys(wanted, 0)
         rows = (
             Job.objects.filter(queue=self.name.value, state__in=wanted)

@@ -20,19 +20,26 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from tasks.enqueue.publishing import Message, publish
+from tasks.jobs.routing import task_name
 from tasks.models import Job, JobState, Lease
-from tasks.operate.control import PROMOTER_LEASE
 from tasks.upkeep.reconciler import enforce_cancellations, reconcile_active, reconcile_waiting
 from tasks.upkeep.retention import enforce_retention
 
 logger = logging.getLogger("tasks.upkeep.promoter")
 
 LEASE_TTL_S = 10.0
+#: The lease the active promoter holds; its heartbeat is the promoter's last tick.
+PROMOTER_LEASE = "promoter"
 BATCH_SIZE = 1000
 
 
 def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def last_tick() -> datetime | None:
+    """When the active promoter last renewed its lease (the health check's "promoter last tick")."""
+    return Lease.objects.filter(name=PROMOTER_LEASE).values_list("heartbeat_at", flat=True).first()
 
 
 def acquire_lease(holder: str, now: datetime | None = None, ttl_s: float = LEASE_TTL_S) -> bool:
@@ -60,7 +67,7 @@ def _claimed_messages(rows: QuerySet) -> list[Message]:
     1,000-row promotion before the publish was pipelined).
     """
     return [
-        Message(job_id, f"{queue}.{name}", queue, data, priority)
+        Message(job_id, task_name(queue, name), queue, data, priority)
         for job_id, queue, name, data, priority in rows.values_list(
             "id", "queue", "name", "data", "priority"
         )

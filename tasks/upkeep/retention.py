@@ -8,16 +8,9 @@ from typing import Any
 from django.utils import timezone
 
 from tasks.jobs.config import QUEUE_PRESETS, QueueName
-from tasks.models import Job, JobState
-from tasks.operate.control import forget_gone_workers
-
-STATE_TIME_FIELD = {
-    JobState.COMPLETED: "finished_at",
-    JobState.FAILED: "finished_at",
-    JobState.CANCELLED: "finished_at",
-    JobState.WAITING: "created_at",
-    JobState.DELAYED: "created_at",
-}
+from tasks.jobs.states import CLEANABLE_SINCE, JobState
+from tasks.models import Job
+from tasks.worker.presence import forget_gone_workers
 
 
 def to_timedelta(grace: Any) -> timedelta:
@@ -32,10 +25,10 @@ def to_timedelta(grace: Any) -> timedelta:
 def clean(queue: QueueName, grace: Any, state: str, limit: int | None = None,
           now: datetime | None = None) -> int:
     """Delete jobs of ``queue`` in ``state`` older than ``grace``; return how many."""
-    if state not in STATE_TIME_FIELD:
-        raise ValueError(f"state {state!r} cannot be cleaned; one of {', '.join(STATE_TIME_FIELD)}")
+    if state not in CLEANABLE_SINCE:
+        raise ValueError(f"state {state!r} cannot be cleaned; one of {', '.join(CLEANABLE_SINCE)}")
     cutoff = (now or timezone.now()) - to_timedelta(grace)
-    field = STATE_TIME_FIELD[state]
+    field = CLEANABLE_SINCE[state]
     doomed = Job.objects.filter(queue=queue.value, state=state, **{f"{field}__lt": cutoff})
     if limit is not None:
         doomed = Job.objects.filter(pk__in=list(doomed.values_list("id", flat=True)[:limit]))

@@ -20,12 +20,13 @@ wall time that occurs twice at fall-back runs once, at its first occurrence
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from celery import schedules
-from celery.beat import SchedulingError
 from django_celery_beat.schedulers import DatabaseScheduler
+
+from tasks.enqueue.task import RecordingTask
 
 
 def firing_time(schedule, last_run_at: datetime, now: datetime) -> datetime:
@@ -58,6 +59,20 @@ def interval_due(every_s: float, last_run_at: datetime, now: datetime) -> schedu
     return schedules.schedstate(due, to_next)
 
 
+class _Firing:
+    """An entry as Celery's ``apply_async`` reads it, plus the firing's job id as ``task_id``.
+
+    The scheduler's own entry is left as the model made it.
+    """
+
+    def __init__(self, entry: Any, job_id: str) -> None:
+        self._entry = entry
+        self.options = {**entry.options, "task_id": job_id}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._entry, name)
+
+
 class ExactlyOnceScheduler(DatabaseScheduler):
     """``DatabaseScheduler`` whose firings are deduplicated by (schedule, fire time)."""
 
@@ -75,10 +90,9 @@ class ExactlyOnceScheduler(DatabaseScheduler):
         return interval_due(schedule.run_every.total_seconds(), entry.last_run_at, self.app.now())
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
-        from tasks.worker.task import JobTask
-
+        """Celery's own ``apply_async``, with the firing's job id as the task id."""
         task = self.app.tasks.get(entry.task)
-        if not isinstance(task, JobTask):
+        if not isinstance(task, RecordingTask):
             return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
         now = self.app.now()
         last = entry.last_run_at
@@ -87,18 +101,10 @@ class ExactlyOnceScheduler(DatabaseScheduler):
             last = last.astimezone(tz)
             now = now.astimezone(tz)
         job_id = firing_job_id(entry.name, firing_time(entry.schedule, last, now))
-        entry = self.reserve(entry) if advance else entry
-        try:
-            options = {k: v for k, v in entry.options.items() if k in ("priority",)}
-            return task.apply_async(entry.args, entry.kwargs, task_id=job_id, **options)
-        except Exception as exc:
-            raise SchedulingError(
-                f"Couldn't apply scheduled task {entry.name}: {exc}"
-            ).with_traceback(sys.exc_info()[2]) from exc
-        finally:
-            self._tasks_since_sync += 1
-            if self.should_sync():
-                self._do_sync()
+        if advance:  # as Celery does: the run is recorded before the task is sent
+            entry = self.reserve(entry)
+        return super().apply_async(_Firing(entry, job_id), producer=producer, advance=False,
+                                   **kwargs)
 
 
 __all__ = ["ExactlyOnceScheduler", "firing_job_id", "firing_time"]

@@ -16,11 +16,11 @@ from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.validators import crontab_validator
 
+from tasks.enqueue.task import get_task
 from tasks.jobs.config import QueueName
 from tasks.jobs.errors import InvalidCronError
 from tasks.jobs.routing import parse_queue
 from tasks.jobs.spec import parse_data, parse_priority
-from tasks.worker.registry import get_task
 
 #: The schedules ``manage.py seed_schedules`` creates (in ``TIME_ZONE``).
 DEFAULT_SCHEDULES: tuple[tuple[QueueName, str, str], ...] = (

@@ -25,24 +25,9 @@ from celery.worker import state as worker_state
 
 from tasks.fastpath.pool_writes import after_pool_writes, pool_outbound
 from tasks.fastpath.unacked import defer_unacked_bookkeeping
+from tasks.worker.rejections import record_rejected
 
 logger = logging.getLogger("tasks.worker.bootstep")
-
-
-def record_rejected(reason: str, message, detail: str = "") -> None:
-    """Count and log a message that was not executed (foreign, undecodable, unknown)."""
-    from tasks.models import RejectedMessage
-
-    queue = ""
-    try:
-        queue = (message.delivery_info or {}).get("routing_key") or ""
-    except Exception:  # a message too broken to describe
-        pass
-    logger.error("rejected message on %r: %s %s", queue, reason, detail[:200])
-    try:
-        RejectedMessage.objects.create(queue=queue[:64], reason=reason, detail=detail[:2000])
-    except Exception:
-        logger.exception("could not record a rejected message")
 
 
 def publish_events_after_pool_writes(consumer) -> bool:
@@ -131,7 +116,7 @@ class JobWorkerStep(bootsteps.StartStopStep):
     def start(self, consumer) -> None:
         from django.utils import timezone
 
-        from tasks.operate.control import HEARTBEAT_EVERY_S
+        from tasks.worker.presence import HEARTBEAT_EVERY_S
 
         if self.started_at is None:
             self.refuse_unsafe_broker(consumer)
@@ -150,7 +135,7 @@ class JobWorkerStep(bootsteps.StartStopStep):
         from django.conf import settings
         from django.core.exceptions import ImproperlyConfigured
 
-        from tasks.checks import broker_safety_problems
+        from tasks.worker.broker_safety import broker_safety_problems
 
         problems = broker_safety_problems(consumer.app.conf.broker_url)
         for problem in problems:
@@ -202,7 +187,7 @@ class JobWorkerStep(bootsteps.StartStopStep):
             logger.exception("worker bookkeeping failed; will retry")
 
     def apply_pauses(self, consumer) -> None:
-        from tasks.operate.control import paused_queues
+        from tasks.worker.presence import paused_queues
 
         paused = paused_queues() & set(self.own_queues)
         for queue in sorted(paused - self.cancelled):
@@ -236,7 +221,7 @@ class JobWorkerStep(bootsteps.StartStopStep):
 
         from django.utils import timezone
 
-        from tasks.upkeep.reconciler import requeue_lost
+        from tasks.worker.lost import requeue_lost
 
         # Snapshot first; jobs claimed after it (thread pools run concurrently
         # with this timer) are excluded by the start-time bound.

@@ -6,7 +6,6 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.jobs.errors import JobCancelled
 from tasks.worker import lifecycle
 
 
@@ -46,6 +45,3 @@ class JobContext:
         """True once an operator asked to cancel this job; check it between chunks."""
         return self.attached and lifecycle.cancel_requested(self.id)
 
-    def raise_if_cancelled(self) -> None:
-        if self.is_cancelled():
-            raise JobCancelled(self.id)

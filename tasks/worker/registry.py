@@ -1,15 +1,15 @@
-"""Declaring processors and finding them by (queue, job name)."""
+"""Declaring processors: ``@processor(queue, name)`` makes a ``JobTask`` named ``<queue>.<name>``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from celery import current_app, shared_task
+from celery import shared_task
 
 from tasks.jobs.backoff import CustomStrategy
 from tasks.jobs.config import QUEUE_PRESETS, QueueName
-from tasks.jobs.errors import PermanentJobError, UnknownJobNameError
+from tasks.jobs.errors import PermanentJobError
 from tasks.jobs.routing import task_name
 from tasks.worker.job import JobContext
 from tasks.worker.task import TRANSIENT_ERRORS, JobTask
@@ -53,16 +53,3 @@ def processor(
         )(fn)
 
     return decorate
-
-
-def job_names(queue: QueueName) -> list[str]:
-    prefix = f"{queue.value}."
-    return sorted(name[len(prefix):] for name in current_app.tasks if name.startswith(prefix))
-
-
-def get_task(queue: QueueName, name: Any) -> JobTask:
-    """The task behind job ``name`` on ``queue``; ``UnknownJobNameError`` otherwise."""
-    task = current_app.tasks.get(task_name(queue, name)) if isinstance(name, str) else None
-    if not isinstance(task, JobTask):
-        raise UnknownJobNameError(queue.value, name, job_names(queue))
-    return task

@@ -1,18 +1,13 @@
-"""The base task class: every job enqueue records a row; every run follows the row.
+"""Running a job: the worker half of every processor's Celery task.
 
-Enqueue side (``apply_async``, hence ``delay``): validate, write the Job
-row in the caller's transaction, publish after commit. Celery's
-``countdown``/``eta`` become a delayed row for the promoter, never a broker
-ETA (which Redis re-delivers after the visibility timeout).
-
-Worker side (``__call__``): compare-and-set the row to active (a duplicate
-delivery does nothing), run the processor, then record completion, a retry
-(delayed by the backoff) or the final failure and call the failure hook.
+``__call__`` compare-and-sets the row to active (a duplicate delivery does
+nothing), runs the processor, then records completion, a retry (delayed by
+the backoff) or the final failure, and calls the failure hook. The enqueue
+half (``delay``/``apply_async`` record a job) is ``tasks.enqueue.task``.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import smtplib
@@ -23,21 +18,17 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from celery.contrib.django.task import DjangoTask
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from django.utils import timezone
 
-from tasks.enqueue.records import enqueue
+from tasks.enqueue.task import RecordingTask
 from tasks.jobs.backoff import CustomStrategy, next_delay_ms
-from tasks.jobs.config import QueueName
 from tasks.jobs.errors import (
-    InvalidArgumentsError,
-    InvalidDelayError,
     JobCancelled,
     PermanentJobError,
     TransientJobError,
 )
-from tasks.jobs.spec import build_spec
+from tasks.jobs.states import JobState
 from tasks.worker import lifecycle
 from tasks.worker.job import JobContext
 
@@ -56,62 +47,17 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class JobTask(DjangoTask):
-    """Base class of every processor; configured by ``tasks.worker.registry.processor``."""
+class JobTask(RecordingTask):
+    """Base class of every processor; configured by ``tasks.worker.registry.processor``.
+
+    Enqueuing (``delay``/``apply_async``) is ``RecordingTask``'s; this half runs a job.
+    """
 
     abstract = True
-    typing = False
-    queue_name: ClassVar[QueueName]
-    job_name: ClassVar[str]
     retry_on: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
     fail_on: ClassVar[tuple[type[BaseException], ...]] = (PermanentJobError,)
     backoff_strategy: ClassVar[CustomStrategy | None] = None
     failure_hook: ClassVar[Callable[[JobContext, BaseException], None] | None] = None
-
-    # -- enqueue side -------------------------------------------------------
-
-    def bind_data(self, args: Any = None, kwargs: Any = None) -> dict:
-        """Turn call arguments into the job's data (keyword arguments by name)."""
-        args = tuple(args or ())
-        kwargs = dict(kwargs or {})
-        signature = inspect.signature(self.run)
-        params = list(signature.parameters.values())[1:]  # drop the ``job`` parameter
-        try:
-            bound = signature.replace(parameters=params).bind(*args, **kwargs)
-        except TypeError as exc:
-            raise InvalidArgumentsError(self.name, str(exc)) from None
-        data = {}
-        for name, value in bound.arguments.items():
-            if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
-                data.update(value)
-            elif signature.parameters[name].kind is inspect.Parameter.VAR_POSITIONAL:
-                raise InvalidArgumentsError(self.name, "*args are not supported; name them")
-            else:
-                data[name] = value
-        return data
-
-    def apply_async(self, args=None, kwargs=None, task_id=None, producer=None, link=None,
-                    link_error=None, shadow=None, **options):
-        """Record the job and publish it after commit; return an ``AsyncResult`` of its id.
-
-        Job options: ``priority`` (1..5), ``delay`` (seconds or timedelta; also
-        Celery's ``countdown``/``eta``), ``attempts``, ``backoff``; ``task_id``
-        is the job id (an existing one adds nothing).
-        """
-        data = self.bind_data(args, kwargs)
-        spec = build_spec(
-            self.queue_name,
-            self.job_name,
-            data,
-            priority=options.get("priority"),
-            delay=_delay_from(options),
-            attempts=options.get("attempts"),
-            backoff=options.get("backoff"),
-            job_id=task_id,
-        )
-        return self.AsyncResult(enqueue(spec))
-
-    # -- worker side --------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
@@ -150,7 +96,7 @@ class JobTask(DjangoTask):
     def _skip(self, job_id: str) -> None:
         """A delivery that must not run: a duplicate, a cancelled job, or a foreign message."""
         from tasks.models import Job
-        from tasks.worker.bootstep import record_rejected
+        from tasks.worker.rejections import record_rejected
 
         if Job.objects.filter(pk=job_id).exists():
             logger.info("job %s delivered but not waiting (duplicate or cancelled): skipped",
@@ -172,12 +118,12 @@ class JobTask(DjangoTask):
             delay_ms = next_delay_ms(won.backoff, won.attempts_made, self.backoff_strategy)
             retry_in = timedelta(milliseconds=delay_ms)
         state = lifecycle.record_failure(job.id, entry, retry_in, now, run=won)
-        if state == "delayed":
+        if state == JobState.DELAYED:
             logger.warning("job %s failed attempt %d/%d, retrying in %.1fs: %s", job.id,
                            won.attempts_made, won.max_attempts, retry_in.total_seconds(),
                            entry["error"], extra=self._extra(job.id))
             raise Retry(exc=exc, when=now + retry_in)
-        if state == "failed":
+        if state == JobState.FAILED:
             logger.error("job %s failed permanently after %d attempt(s): %s", job.id,
                          won.attempts_made, entry["error"], extra=self._extra(job.id))
             self._call_failure_hook(job, exc)
@@ -197,19 +143,6 @@ class JobTask(DjangoTask):
 
     def _extra(self, job_id: str) -> dict:
         return {"job_id": job_id, "queue": self.queue_name.value, "job_name": self.job_name}
-
-
-def _delay_from(options: dict) -> Any:
-    if options.get("delay") is not None:
-        return options["delay"]
-    if options.get("countdown") is not None:
-        return options["countdown"]
-    eta = options.get("eta")
-    if eta is None:
-        return None
-    if not isinstance(eta, datetime):
-        raise InvalidDelayError(eta)
-    return max((eta - timezone.now()).total_seconds(), 0.0)
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,9 +10,10 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from tasks.models import Job
-from tasks.operate import control
-from tasks.operate.dashboard import diagnosis, queries
+from tasks.operate import counts
+from tasks.operate.dashboard import diagnosis
 from tasks.queues import QueueName, add_job
+from tasks.worker import presence
 from tests.integration.helpers import wait_state
 from tests.processes import wait_for
 
@@ -71,15 +72,15 @@ def test_overview_counts_every_state_of_every_queue(db, staff_client):
 
 
 def test_counts_above_the_cap_are_cached_estimates(db, staff_client, monkeypatch):
-    monkeypatch.setattr(queries, "COUNT_CAP", 5)
+    monkeypatch.setattr(counts, "COUNT_CAP", 5)
     make_jobs("email", "failed", 8, "f")
-    assert str(queries.state_count("email", "failed")) == "≈8"
+    assert str(counts.state_count("email", "failed")) == "≈8"
     make_jobs("email", "failed", 2, "g")
-    assert queries.state_count("email", "failed").value == 8  # reused, not recounted
+    assert counts.state_count("email", "failed").value == 8  # reused, not recounted
     cache.clear()
-    assert queries.state_count("email", "failed").value == 10
+    assert counts.state_count("email", "failed").value == 10
     make_jobs("email", "waiting", 4, "w")
-    assert queries.state_count("email", "waiting") == queries.StateCount(4, exact=True)
+    assert counts.state_count("email", "waiting") == counts.StateCount(4, exact=True)
 
 
 def test_oldest_waiting_counts_from_when_a_job_became_waiting(db):
@@ -95,8 +96,8 @@ def test_oldest_waiting_counts_from_when_a_job_became_waiting(db):
         Job(id="done", queue="email", name="record", state="completed",
             created_at=now - timedelta(hours=2), enqueued_at=now - timedelta(hours=2)),
     ])
-    assert queries.oldest_waiting("email") == now - timedelta(minutes=7)
-    assert queries.oldest_waiting("analytics") is None
+    assert counts.oldest_waiting("email") == now - timedelta(minutes=7)
+    assert counts.oldest_waiting("analytics") is None
 
 
 def test_chart_series_per_minute(db, staff_client):
@@ -210,17 +211,17 @@ def test_why_a_waiting_job_is_not_running(db):
 
 
 def test_why_reads_pauses_and_live_consumers(service, staff_client):
-    control.pause_queue("analytics", by="ops")
+    presence.pause_queue("analytics", by="ops")
     try:
         # Workers apply pauses on their next heartbeat; then no one consumes it.
-        wait_for(lambda: control.workers() and not control.consumers()["analytics"], 10,
+        wait_for(lambda: presence.workers() and not presence.consumers()["analytics"], 10,
                  message="the shared worker to apply the pause")
         job_id = add_job(QueueName.ANALYTICS, "record-analytics", {"key": "held"})
         html = staff_client.get(f"/queues/jobs/{job_id}").content.decode()
         assert "Queue analytics is paused" in html
         assert Job.objects.get(pk=job_id).state == "waiting"
     finally:
-        control.resume_queue("analytics", by="ops")
+        presence.resume_queue("analytics", by="ops")
     wait_state(job_id, "completed")
     situation = diagnosis.QueueSituation.of("analytics")
     assert any(host.startswith("shared@") for host in situation.consumers)

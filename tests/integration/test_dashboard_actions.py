@@ -11,8 +11,8 @@ from django.test import Client
 from django.utils import timezone
 
 from tasks.models import Job, JobLog
-from tasks.operate import control
 from tasks.queues import QueueName, add_job
+from tasks.worker import presence
 from tests.integration.helpers import wait_state
 from tests.processes import wait_for
 from tests.testapp.models import Execution
@@ -143,8 +143,8 @@ def test_clean_a_queue_by_state_and_age(db, csrf_client):
 def test_pause_and_resume_a_queue(service, csrf_client):
     response = post(csrf_client, "/queues/analytics/pause", {"next": "/queues/analytics/"})
     assert response.status_code == 302 and response["Location"] == "/queues/analytics/"
-    assert control.paused_queues() == {"analytics"}
-    wait_for(lambda: control.workers() and not control.consumers()["analytics"], 10,
+    assert presence.paused_queues() == {"analytics"}
+    wait_for(lambda: presence.workers() and not presence.consumers()["analytics"], 10,
              message="the worker to apply the pause")
     job_id = add_job(QueueName.ANALYTICS, "record-analytics", {"key": "held"})
     counts = csrf_client.get("/queues/counts.json").json()
@@ -152,5 +152,5 @@ def test_pause_and_resume_a_queue(service, csrf_client):
     assert analytics["paused"] is True and analytics["consumers"] == []
     assert Job.objects.get(pk=job_id).state == "waiting"
     post(csrf_client, "/queues/analytics/resume", {"next": "https://elsewhere.example/"})
-    assert control.paused_queues() == set()
+    assert presence.paused_queues() == set()
     wait_state(job_id, "completed")

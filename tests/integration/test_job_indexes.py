@@ -23,6 +23,7 @@ from tasks.jobs.config import QueueName
 from tasks.models import Job, JobState
 from tasks.operate.dashboard import diagnosis
 from tasks.upkeep import promoter, reconciler, retention
+from tasks.worker import lost
 
 
 def _job(n: int, state: str, **fields) -> Job:
@@ -104,7 +105,7 @@ READ_PATHS = {
     "position in queue": (lambda job: diagnosis.reasons(
         job, diagnosis.QueueSituation(paused=False, consumers=["w"], busy=True)),
         "job_waiting_ahead"),
-    "orphans of a worker": (lambda job: reconciler.requeue_lost("w@host", exclude_ids=["x"]),
+    "orphans of a worker": (lambda job: lost.requeue_lost("w@host", exclude_ids=["x"]),
                             "job_queue_state_created"),
     "active jobs of gone workers": (lambda job: reconciler.reconcile_active(
         timezone.now() + timedelta(hours=1)), "job_queue_state_created"),

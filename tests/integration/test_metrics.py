@@ -12,8 +12,8 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from tasks.models import Job
-from tasks.operate import control
 from tasks.queues import QueueName, add_job
+from tasks.worker import presence
 from tests.integration.helpers import wait_state
 from tests.processes import wait_for
 
@@ -98,7 +98,7 @@ def test_metrics_follow_a_real_job(service, client):
     job_id = add_job(QueueName.DATA_PROCESSING, "flaky", {"key": "m", "fail_times": 1},
                      backoff={"type": "fixed", "delay": 100})
     wait_state(job_id, "completed")
-    wait_for(lambda: control.consumers()["data-processing"], 10, message="a heartbeat")
+    wait_for(lambda: presence.consumers()["data-processing"], 10, message="a heartbeat")
     got = samples(client.get("/metrics").content.decode())
     labels = (("name", "flaky"), ("queue", "data-processing"))
     assert got[("intelgraph_job_duration_seconds_count", labels)] == 1

@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from tasks.models import Job, JobLog
-from tasks.operate import control
 from tasks.queues import QueueName, add_job
+from tasks.worker import presence
 from tests.integration.helpers import wait_state
 
 
@@ -41,7 +41,7 @@ def rows(queue: str, state: str, n: int, prefix: str, age=timedelta(0), **fields
 def test_stats_prints_a_table_of_every_queue(db):
     rows("email", "failed", 3, "f")
     rows("email", "waiting", 2, "w", enqueued_at=timezone.now() - timedelta(minutes=3))
-    control.pause_queue("analytics", by="test")
+    presence.pause_queue("analytics", by="test")
     out, _ = run("stats")
     lines = out.splitlines()
     assert lines[0].split() == ["queue", "waiting", "delayed", "active", "completed", "failed",
@@ -62,9 +62,9 @@ def test_list_shows_jobs_with_their_last_error(db):
 
 def test_pause_and_resume(db):
     out, _ = run("pause", "email")
-    assert "email paused" in out and control.paused_queues() == {"email"}
+    assert "email paused" in out and presence.paused_queues() == {"email"}
     run("resume", "email")
-    assert control.paused_queues() == set()
+    assert presence.paused_queues() == set()
 
 
 def test_clean_deletes_in_batches_with_a_progress_bar(db, monkeypatch):

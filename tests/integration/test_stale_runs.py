@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from tasks.models import Job
 from tasks.queues import QueueName, add_job
-from tasks.upkeep.reconciler import _lost
 from tasks.worker import lifecycle
+from tasks.worker.lost import give_back
 from tests.integration.helpers import shared_worker_paused
 
 
@@ -30,7 +30,7 @@ def rerun(service):
         job_id = add_job(QueueName.DATA_PROCESSING, "record", {"key": "stale"})
         old = lifecycle.claim(job_id, "w1@host-a")
         assert old is not None
-        assert _lost([job_id], "its worker stopped sending heartbeats", timezone.now()) == 1
+        assert give_back([job_id], "its worker stopped sending heartbeats", timezone.now()) == 1
         new = lifecycle.claim(job_id, "w2@host-b")
         assert new is not None and new.attempts_made == old.attempts_made
         yield job_id, old, new

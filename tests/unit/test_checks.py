@@ -14,6 +14,7 @@ from celery import current_app
 from intelgraph.bundled_redis import BundledRedis
 from settings.environment import BASE_DIR
 from tasks import checks
+from tasks.worker import broker_safety
 
 
 @contextmanager
@@ -80,20 +81,20 @@ def test_beat_zone_differing_from_time_zone_is_an_error(settings):
 
 
 def test_remote_broker_without_password_is_flagged():
-    assert checks.broker_url_problems("redis://redis.internal.example:6379/1")
-    assert not checks.broker_url_problems("redis://:s3cret@redis.internal.example:6379/1")
-    assert not checks.broker_url_problems("redis://127.0.0.1:6379/1")
+    assert broker_safety.broker_url_problems("redis://redis.internal.example:6379/1")
+    assert not broker_safety.broker_url_problems("redis://:s3cret@redis.internal.example:6379/1")
+    assert not broker_safety.broker_url_problems("redis://127.0.0.1:6379/1")
 
 
 def test_evicting_policy_is_flagged_against_a_real_server(tmp_path):
     server = BundledRedis(tmp_path, appendonly=False)
     server.start()
     try:
-        assert checks.broker_server_problems(server.url()) == []
+        assert broker_safety.broker_server_problems(server.url()) == []
         import redis
 
         redis.Redis.from_url(server.url()).config_set("maxmemory-policy", "allkeys-lru")
-        [problem] = checks.broker_server_problems(server.url())
+        [problem] = broker_safety.broker_server_problems(server.url())
         assert "allkeys-lru" in problem
     finally:
         server.stop()

@@ -10,12 +10,13 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from tasks.jobs.config import QueueName
-from tasks.jobs.errors import JobStateError
-from tasks.models import Job, JobState
-from tasks.operate import actions, control
+from tasks.jobs.config import QUEUE_NAMES, QueueName
+from tasks.jobs.states import ALL_STATES, CLEANABLE_SINCE, JobState
+from tasks.models import Job
+from tasks.operate import actions, counts
 from tasks.operate.dashboard import queries
 from tasks.upkeep import retention
+from tasks.worker import presence
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -75,7 +76,7 @@ class Command(BaseCommand):
         sub.add_parser("stats", help="counts per state, paused, consumers, oldest waiting")
         listing = sub.add_parser("list", help="jobs of a queue and state, newest first")
         listing.add_argument("queue")
-        listing.add_argument("--state", default="failed", choices=queries.STATES)
+        listing.add_argument("--state", default="failed", choices=ALL_STATES)
         listing.add_argument("--name", default="")
         listing.add_argument("--limit", type=int, default=20)
         retry = sub.add_parser("retry-failed", help="retry every failed job of a queue")
@@ -83,7 +84,7 @@ class Command(BaseCommand):
         clean = sub.add_parser("clean", help="delete jobs of a state older than an age")
         clean.add_argument("queue")
         clean.add_argument("--state", default="completed",
-                           choices=[s.value for s in retention.STATE_TIME_FIELD])
+                           choices=[s.value for s in CLEANABLE_SINCE])
         clean.add_argument("--older-than", default="24h", help="30s, 15m, 24h, 7d")
         for name in ("pause", "resume"):
             action = sub.add_parser(name, help=f"{name} a queue on every worker host")
@@ -99,8 +100,8 @@ class Command(BaseCommand):
         getattr(self, "do_" + name.replace("-", "_"))(options)
 
     def _queue(self, name: str) -> str:
-        if name not in queries.QUEUES:
-            raise CommandError(f"queue {name!r} is not one of: {', '.join(queries.QUEUES)}")
+        if name not in QUEUE_NAMES:
+            raise CommandError(f"queue {name!r} is not one of: {', '.join(QUEUE_NAMES)}")
         return name
 
     def _by(self) -> str:
@@ -108,17 +109,17 @@ class Command(BaseCommand):
 
     def do_stats(self, options) -> None:
         now = timezone.now()
-        consumers = control.consumers(now)
-        paused = control.paused_queues()
+        consumers = presence.consumers(now)
+        paused = presence.paused_queues()
         rows = []
-        for queue in queries.QUEUES:
-            counts = queries.queue_counts(queue)
-            oldest = queries.age_seconds(queries.oldest_waiting(queue), now)
-            rows.append([queue, *(str(counts[s]) for s in queries.STATES),
+        for queue in QUEUE_NAMES:
+            state_counts = counts.queue_counts(queue)
+            oldest = counts.age_seconds(counts.oldest_waiting(queue), now)
+            rows.append([queue, *(str(state_counts[s]) for s in ALL_STATES),
                          "paused" if queue in paused else "running",
                          ", ".join(sorted(consumers.get(queue, []))) or "none",
                          queries.duration_text(oldest) or "-"])
-        headers = ["queue", *queries.STATES, "status", "consumers", "oldest waiting"]
+        headers = ["queue", *ALL_STATES, "status", "consumers", "oldest waiting"]
         self.stdout.write(table(headers, rows))
 
     def do_list(self, options) -> None:
@@ -134,23 +135,16 @@ class Command(BaseCommand):
 
     def do_retry_failed(self, options) -> None:
         queue = options["queue"]
-        ids = list(Job.objects.filter(queue=queue, state=JobState.FAILED)
-                   .order_by("created_at").values_list("id", flat=True))
-        progress = Progress(len(ids), f"retrying {queue}", self.stderr, options["progress"])
-        retried = 0
-        for job_id in ids:
-            try:
-                retried += actions.retry_job(job_id, by=self._by())
-            except JobStateError:
-                pass  # retried or removed meanwhile
-            progress.advance()
+        found = Job.objects.filter(queue=queue, state=JobState.FAILED).count()
+        progress = Progress(found, f"retrying {queue}", self.stderr, options["progress"])
+        retried = actions.retry_failed(queue, by=self._by(), on_batch=progress.advance)
         progress.close()
-        self.stdout.write(table(["queue", "failed found", "retried"], [[queue, len(ids), retried]]))
+        self.stdout.write(table(["queue", "failed found", "retried"], [[queue, found, retried]]))
 
     def do_clean(self, options) -> None:
         queue, state = options["queue"], options["state"]
         grace = parse_age(options["older_than"])
-        field = retention.STATE_TIME_FIELD[JobState(state)]
+        field = CLEANABLE_SINCE[JobState(state)]
         cutoff = timezone.now() - grace
         total = Job.objects.filter(queue=queue, state=state, **{f"{field}__lt": cutoff}).count()
         progress = Progress(total, f"cleaning {queue}", self.stderr, options["progress"])
@@ -166,12 +160,12 @@ class Command(BaseCommand):
                                 [[queue, state, options["older_than"], deleted]]))
 
     def do_pause(self, options) -> None:
-        control.pause_queue(options["queue"], by=self._by())
+        presence.pause_queue(options["queue"], by=self._by())
         self.stdout.write(f"{options['queue']} paused: workers on every host stop taking its "
                           "jobs within a few seconds; new jobs still queue up.")
 
     def do_resume(self, options) -> None:
-        control.resume_queue(options["queue"], by=self._by())
+        presence.resume_queue(options["queue"], by=self._by())
         self.stdout.write(f"{options['queue']} resumed.")
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.timesince import timeuntil
 
 from tasks.models import Job, JobState
-from tasks.operate import control
+from tasks.worker import presence
 
 #: "N jobs of higher priority ahead" is counted exactly up to this many.
 AHEAD_CAP = 10_000
@@ -25,11 +25,11 @@ class QueueSituation:
 
     @classmethod
     def of(cls, queue: str, now: datetime | None = None) -> QueueSituation:
-        live = [w for w in control.workers(now) if queue in (w.queues or [])]
+        live = [w for w in presence.workers(now) if queue in (w.queues or [])]
         capacity = sum(w.concurrency for w in live)
         running = sum(w.active for w in live)
         return cls(
-            paused=queue in control.paused_queues(),
+            paused=queue in presence.paused_queues(),
             consumers=[w.hostname for w in live],
             busy=bool(live) and running >= capacity,
         )

@@ -7,8 +7,8 @@ from datetime import timedelta
 from django import forms
 
 from tasks.jobs.config import JobPriority
+from tasks.jobs.states import CLEANABLE_SINCE
 from tasks.operate.dashboard.queries import JobFilter
-from tasks.upkeep.retention import STATE_TIME_FIELD
 
 DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 AGE_UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
@@ -40,7 +40,7 @@ class JobFilterForm(forms.Form):
 class CleanForm(forms.Form):
     """Delete jobs of one state older than an age (finished time, or creation for unfinished)."""
 
-    state = forms.ChoiceField(choices=[(s.value, s.value) for s in STATE_TIME_FIELD])
+    state = forms.ChoiceField(choices=[(s.value, s.value) for s in CLEANABLE_SINCE])
     age = forms.IntegerField(min_value=0, initial=24, label="older than")
     unit = forms.ChoiceField(choices=[(u, u) for u in AGE_UNITS], initial="hours")
 

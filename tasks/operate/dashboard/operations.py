@@ -19,11 +19,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from tasks.jobs.config import QueueName
 from tasks.jobs.errors import JobNotFoundError, JobStateError
 from tasks.models import JobState
-from tasks.operate import actions, control
-from tasks.operate.dashboard import queries
+from tasks.operate import actions, counts
 from tasks.operate.dashboard.forms import CleanForm
 from tasks.operate.dashboard.views import _job_or_404, _queue_or_404, job_context, page
 from tasks.upkeep import retention
+from tasks.worker import presence
 
 audit = logging.getLogger("tasks.audit")
 
@@ -78,7 +78,7 @@ def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
 def pause(request: HttpRequest, queue: str) -> HttpResponse:
     _queue_or_404(queue)
     by = request.user.get_username()
-    control.pause_queue(queue, by=by)
+    presence.pause_queue(queue, by=by)
     audit.info("queue %s paused by %s", queue, by)
     messages.success(request, f"Queue {queue} paused: jobs still queue up, workers take none.")
     return _back(request, reverse("dashboard:overview"))
@@ -89,7 +89,7 @@ def pause(request: HttpRequest, queue: str) -> HttpResponse:
 def resume(request: HttpRequest, queue: str) -> HttpResponse:
     _queue_or_404(queue)
     by = request.user.get_username()
-    control.resume_queue(queue, by=by)
+    presence.resume_queue(queue, by=by)
     audit.info("queue %s resumed by %s", queue, by)
     messages.success(request, f"Queue {queue} resumed.")
     return _back(request, reverse("dashboard:overview"))
@@ -102,7 +102,7 @@ def retry_failed(request: HttpRequest, queue: str) -> HttpResponse:
     _queue_or_404(queue)
     if request.method == "GET":
         return page(request, "dashboard/confirm_retry.html", {
-            "queue": queue, "count": queries.state_count(queue, JobState.FAILED),
+            "queue": queue, "count": counts.state_count(queue, JobState.FAILED),
         })
     by = request.user.get_username()
     n = actions.retry_failed(queue, by)

@@ -1,10 +1,7 @@
 """What the dashboard reads from the job table, shaped to stay fast at millions of rows.
 
-Every query here is bounded by an index range and a LIMIT. Counts are exact
-up to ``COUNT_CAP`` (a LIMITed index scan per queue and state); a state above
-it is counted in full at most once per ``BIG_COUNT_TTL_S`` and served from
-the cache meanwhile, marked as approximate, so a page view never counts a
-million rows.
+Every query here is bounded by an index range and a LIMIT; counts and ages
+come from ``tasks.operate.counts``.
 """
 
 from __future__ import annotations
@@ -13,78 +10,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
-from django.db.models import CharField, Count, Func, Min, Q, QuerySet
+from django.db.models import CharField, Count, Func, Q, QuerySet
 from django.utils import timezone
 
-from tasks.jobs.config import QueueName
-from tasks.models import Job, JobState
+from tasks.jobs.config import QUEUE_NAMES
+from tasks.jobs.states import JobState
+from tasks.models import Job
 
-STATES = [s.value for s in JobState]
-QUEUES = [q.value for q in QueueName]
-
-#: Counted exactly on every request up to this many rows per queue and state.
-COUNT_CAP = 10_000
-#: How long a full count of a state above the cap is reused (seconds).
-BIG_COUNT_TTL_S = 60
 #: How long the per-minute chart series are reused (seconds); the chart redraws every 30 s.
 CHART_TTL_S = 15
 CHART_WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 PAGE_SIZE = 50
-
-
-@dataclass(frozen=True)
-class StateCount:
-    """A count that is exact, or a cached full count of a large state (``exact=False``)."""
-
-    value: int
-    exact: bool = True
-
-    def __str__(self) -> str:
-        return f"{self.value:,}" if self.exact else f"≈{self.value:,}"
-
-    def as_json(self) -> dict:
-        return {"value": self.value, "exact": self.exact, "text": str(self)}
-
-
-def state_count(queue: str, state: str) -> StateCount:
-    key = f"dashboard:count:{queue}:{state}"
-    cached = cache.get(key)
-    if cached is not None:  # known to be above the cap: reuse the full count
-        return StateCount(cached, exact=False)
-    qs = Job.objects.filter(queue=queue, state=state).order_by()
-    capped = qs.values("pk")[: COUNT_CAP + 1].count()
-    if capped <= COUNT_CAP:
-        return StateCount(capped)
-    value = qs.count()
-    cache.set(key, value, BIG_COUNT_TTL_S)
-    return StateCount(value, exact=False)
-
-
-def queue_counts(queue: str) -> dict[str, StateCount]:
-    return {state: state_count(queue, state) for state in STATES}
-
-
-def oldest_waiting(queue: str) -> datetime | None:
-    """When the longest-waiting job of ``queue`` became waiting (``enqueued_at``).
-
-    Exact without scanning the backlog: a job's ``enqueued_at`` is never before
-    its ``created_at``, so once the earliest-created waiting job is known (from
-    the index), only jobs created before its ``enqueued_at`` can have waited
-    longer; usually there are none.
-    """
-    waiting = Job.objects.filter(queue=queue, state=JobState.WAITING)
-    first = waiting.order_by("created_at").values("created_at", "enqueued_at").first()
-    if first is None:
-        return None
-    bound = first["enqueued_at"] or first["created_at"]
-    earlier = waiting.filter(created_at__lt=bound).aggregate(oldest=Min("enqueued_at"))["oldest"]
-    return min(bound, earlier) if earlier else bound
-
-
-def age_seconds(moment: datetime | None, now: datetime | None = None) -> float | None:
-    if moment is None:
-        return None
-    return max(((now or timezone.now()) - moment).total_seconds(), 0.0)
 
 
 def duration_text(seconds: float | None) -> str:
@@ -135,7 +71,7 @@ def throughput(window: str, queue: str | None = None, now: datetime | None = Non
         return cached
     since = now - span + timedelta(minutes=1)
     rows = (
-        Job.objects.filter(queue__in=[queue] if queue else QUEUES,
+        Job.objects.filter(queue__in=[queue] if queue else QUEUE_NAMES,
                            state__in=[JobState.COMPLETED, JobState.FAILED], finished_at__gte=since)
         .annotate(minute=MinuteKey("finished_at"))
         .values("minute", "state")
@@ -229,11 +165,3 @@ def job_page(queue: str, state: str, filters: JobFilter, before: str = "", after
     newer = _cursor(jobs[0]) if older_than and jobs else None
     older = _cursor(jobs[-1]) if len(rows) > size else None
     return Page(jobs, newer, older)
-
-
-def job_names(queue: str) -> list[str]:
-    """Job names registered on ``queue`` (the filter's choices), from the task registry."""
-    from celery import current_app
-
-    prefix = f"{queue}."
-    return sorted(name[len(prefix):] for name in current_app.tasks if name.startswith(prefix))

@@ -11,11 +11,14 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from tasks.jobs.routing import QUEUE_NAMES
-from tasks.models import Job, JobState
-from tasks.operate import control
+from tasks.enqueue.task import job_names
+from tasks.jobs.config import QUEUE_NAMES, QueueName
+from tasks.jobs.states import ALL_STATES, JobState
+from tasks.models import Job
+from tasks.operate import counts
 from tasks.operate.dashboard import diagnosis, history, queries
 from tasks.operate.dashboard.forms import CleanForm, JobFilterForm
+from tasks.worker import presence
 
 DEFAULT_FLOWER_URL = "http://127.0.0.1:5555"
 
@@ -38,30 +41,30 @@ def _queue_or_404(queue: str) -> str:
 def overview_data() -> dict:
     """Counts, pause flags, consumers (live and missing) and oldest waiting age of every queue."""
     now = timezone.now()
-    consumers = control.consumers(now)
-    missing = control.missing_workers(now)
-    paused = control.paused_queues()
+    consumers = presence.consumers(now)
+    missing = presence.missing_workers(now)
+    paused = presence.paused_queues()
     queues = []
     for queue in QUEUE_NAMES:
-        counts = queries.queue_counts(queue)
-        oldest_age = queries.age_seconds(queries.oldest_waiting(queue), now)
+        state_counts = counts.queue_counts(queue)
+        oldest_age = counts.age_seconds(counts.oldest_waiting(queue), now)
         queues.append({
             "name": queue,
-            "counts": {state: c.as_json() for state, c in counts.items()},
+            "counts": {state: c.as_json() for state, c in state_counts.items()},
             "paused": queue in paused,
             "consumers": sorted(consumers.get(queue, [])),
             "missing_consumers": sorted(w.hostname for w in missing if queue in w.queues),
             "oldest_waiting_age_s": oldest_age,
             "oldest_waiting_text": queries.duration_text(oldest_age),
         })
-    return {"at": now.isoformat(), "states": queries.STATES, "queues": queues}
+    return {"at": now.isoformat(), "states": ALL_STATES, "queues": queues}
 
 
 @staff_member_required
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     return page(request, "dashboard/overview.html",
-                {"data": overview_data(), "states": queries.STATES})
+                {"data": overview_data(), "states": ALL_STATES})
 
 
 @staff_member_required
@@ -87,9 +90,9 @@ def chart_json(request: HttpRequest) -> JsonResponse:
 @require_GET
 def queue_jobs(request: HttpRequest, queue: str, state: str = JobState.WAITING) -> HttpResponse:
     _queue_or_404(queue)
-    if state not in queries.STATES:
+    if state not in ALL_STATES:
         raise Http404(f"no state {state!r}")
-    form = JobFilterForm(request.GET or None, names=queries.job_names(queue))
+    form = JobFilterForm(request.GET or None, names=job_names(QueueName(queue)))
     filters = form.to_filter()
     listing = queries.job_page(queue, state, filters, before=request.GET.get("before", ""),
                             after=request.GET.get("after", ""))
@@ -102,9 +105,9 @@ def queue_jobs(request: HttpRequest, queue: str, state: str = JobState.WAITING) 
     for key in ("before", "after"):
         query.pop(key, None)
     return page(request, "dashboard/queue.html", {
-        "queue": queue, "state": state, "states": queries.STATES, "form": form,
-        "filters": filters, "page": listing, "counts": queries.queue_counts(queue),
-        "paused": queue in control.paused_queues(), "situation": situation,
+        "queue": queue, "state": state, "states": ALL_STATES, "form": form,
+        "filters": filters, "page": listing, "counts": counts.queue_counts(queue),
+        "paused": queue in presence.paused_queues(), "situation": situation,
         "query": query.urlencode(), "clean_form": CleanForm(initial={"state": state}),
     })
 

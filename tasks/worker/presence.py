@@ -1,7 +1,9 @@
-"""Queue pause/resume and the live view of workers, from the database.
+"""Which workers are alive and which queues they may consume: heartbeats and pause flags.
 
-Workers write heartbeats and read pause flags (``tasks.worker.bootstep``); these
-functions are what the dashboard, health check and commands read and write.
+Each worker's main process writes a heartbeat row every ``HEARTBEAT_EVERY_S``
+and reads the pause flags (``tasks.worker.bootstep``); the dashboard, the
+health check, the reconciler and the commands read and write them here.
+These are the service's own records, not Celery's ``app.control`` broadcasts.
 """
 
 from __future__ import annotations
@@ -13,12 +15,10 @@ from django.utils import timezone
 
 from tasks.jobs.config import QueueName
 from tasks.jobs.routing import parse_queue
-from tasks.models import Lease, QueueControl, WorkerHeartbeat
+from tasks.models import QueueControl, WorkerHeartbeat
 
 #: Workers beat every HEARTBEAT_EVERY_S; one silent for ``JOB_WORKER_GONE_AFTER_S`` is gone.
 HEARTBEAT_EVERY_S = 2.0
-#: The lease the active promoter holds; its heartbeat is the promoter's last tick.
-PROMOTER_LEASE = "promoter"
 
 
 def _set_paused(queue: QueueName | str, paused: bool, by: str) -> None:
@@ -75,19 +75,3 @@ def consumers(now: datetime | None = None) -> dict[str, list[str]]:
         for queue in worker.queues:
             result.setdefault(queue, []).append(worker.hostname)
     return result
-
-
-def promoter_last_tick() -> datetime | None:
-    return Lease.objects.filter(name=PROMOTER_LEASE).values_list("heartbeat_at", flat=True).first()
-
-
-__all__ = [
-    "consumers",
-    "forget_gone_workers",
-    "missing_workers",
-    "pause_queue",
-    "paused_queues",
-    "promoter_last_tick",
-    "resume_queue",
-    "workers",
-]

@@ -1,0 +1,103 @@
+"""The enqueue half of every processor's Celery task, and finding processors by name.
+
+``task.delay()`` / ``apply_async`` of a processor records a job like
+``add_job`` does: validate, write the row in the caller's transaction,
+publish after commit. Celery's ``countdown``/``eta`` become a delayed row for
+the promoter, never a broker ETA (which Redis re-delivers after the
+visibility timeout). The worker half (running a job) is
+``tasks.worker.task.JobTask``, a subclass.
+"""
+
+from __future__ import annotations
+
+import inspect
+from datetime import datetime
+from typing import Any, ClassVar
+
+from celery import current_app
+from celery.contrib.django.task import DjangoTask
+from django.utils import timezone
+
+from tasks.enqueue.records import enqueue
+from tasks.jobs.config import QueueName
+from tasks.jobs.errors import InvalidArgumentsError, InvalidDelayError, UnknownJobNameError
+from tasks.jobs.routing import task_name
+from tasks.jobs.spec import build_spec
+
+
+class RecordingTask(DjangoTask):
+    """A Celery task whose calls record a job; the base of ``JobTask``."""
+
+    abstract = True
+    typing = False
+    queue_name: ClassVar[QueueName]
+    job_name: ClassVar[str]
+
+    def bind_data(self, args: Any = None, kwargs: Any = None) -> dict:
+        """Turn call arguments into the job's data (keyword arguments by name)."""
+        args = tuple(args or ())
+        kwargs = dict(kwargs or {})
+        signature = inspect.signature(self.run)
+        params = list(signature.parameters.values())[1:]  # drop the ``job`` parameter
+        try:
+            bound = signature.replace(parameters=params).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidArgumentsError(self.name, str(exc)) from None
+        data = {}
+        for name, value in bound.arguments.items():
+            if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+                data.update(value)
+            elif signature.parameters[name].kind is inspect.Parameter.VAR_POSITIONAL:
+                raise InvalidArgumentsError(self.name, "*args are not supported; name them")
+            else:
+                data[name] = value
+        return data
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, producer=None, link=None,
+                    link_error=None, shadow=None, **options):
+        """Record the job and publish it after commit; return an ``AsyncResult`` of its id.
+
+        Job options: ``priority`` (1..5), ``delay`` (seconds or timedelta; also
+        Celery's ``countdown``/``eta``), ``attempts``, ``backoff``; ``task_id``
+        is the job id (an existing one adds nothing).
+        """
+        data = self.bind_data(args, kwargs)
+        spec = build_spec(
+            self.queue_name,
+            self.job_name,
+            data,
+            priority=options.get("priority"),
+            delay=_delay_from(options),
+            attempts=options.get("attempts"),
+            backoff=options.get("backoff"),
+            job_id=task_id,
+        )
+        return self.AsyncResult(enqueue(spec))
+
+
+def _delay_from(options: dict) -> Any:
+    if options.get("delay") is not None:
+        return options["delay"]
+    if options.get("countdown") is not None:
+        return options["countdown"]
+    eta = options.get("eta")
+    if eta is None:
+        return None
+    if not isinstance(eta, datetime):
+        raise InvalidDelayError(eta)
+    return max((eta - timezone.now()).total_seconds(), 0.0)
+
+
+def job_names(queue: QueueName) -> list[str]:
+    """The job names registered on ``queue``."""
+    prefix = task_name(queue, "")
+    return sorted(task.job_name for name, task in current_app.tasks.items()
+                  if name.startswith(prefix) and isinstance(task, RecordingTask))
+
+
+def get_task(queue: QueueName, name: Any) -> RecordingTask:
+    """The task behind job ``name`` on ``queue``; ``UnknownJobNameError`` otherwise."""
+    task = current_app.tasks.get(task_name(queue, name)) if isinstance(name, str) else None
+    if not isinstance(task, RecordingTask):
+        raise UnknownJobNameError(queue.value, name, job_names(queue))
+    return task

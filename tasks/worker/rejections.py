@@ -1,0 +1,27 @@
+"""Messages on our queues that were not run (foreign, undecodable, unknown, with no job row): counted.
+
+Each becomes a ``RejectedMessage`` row and an ERROR log line, so a forged or
+broken message is visible on the dashboard instead of disappearing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import DatabaseError
+
+logger = logging.getLogger("tasks.worker.rejections")
+
+
+def record_rejected(reason: str, message: Any, detail: str = "") -> None:
+    """Count and log a message that was not executed."""
+    from tasks.models import RejectedMessage  # loaded before Django is set up
+
+    delivery_info = getattr(message, "delivery_info", None)
+    queue = (delivery_info or {}).get("routing_key") or "" if isinstance(delivery_info, dict) else ""
+    logger.error("rejected message on %r: %s %s", queue, reason, detail[:200])
+    try:
+        RejectedMessage.objects.create(queue=queue[:64], reason=reason, detail=detail[:2000])
+    except DatabaseError:
+        logger.exception("could not record a rejected message (%s)", reason)
