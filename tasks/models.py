@@ -170,6 +170,9 @@ class WorkerHeartbeat(models.Model):
     active = models.PositiveIntegerField(default=0, help_text="Jobs running at the last beat.")
     started_at = models.DateTimeField()
     last_seen = models.DateTimeField()
+    fastpaths = models.JSONField(
+        default=dict, help_text="Each fast path's state in this worker (tasks.fastpath)."
+    )
 
 
 class QueueControl(models.Model):
