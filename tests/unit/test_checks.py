@@ -125,3 +125,20 @@ def test_prod_refuses_to_start_without_a_real_secret(secret, message):
     result = _manage(["check"], **env)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_a_celery_task_that_is_not_a_declared_job_is_an_error_naming_it():
+    from celery import shared_task
+
+    assert checks.check_tasks_are_jobs() == []
+
+    @shared_task(name="reports.unrecorded")
+    def unrecorded() -> None:
+        """A plain Celery task: it would run with no job row."""
+
+    try:
+        problems = checks.check_tasks_are_jobs()
+        assert ids(problems) == ["tasks.E007"]
+        assert "'reports.unrecorded'" in problems[0].msg
+    finally:
+        current_app.tasks.pop("reports.unrecorded")
