@@ -70,6 +70,11 @@ class InvalidCronError(JobInputError):
         super().__init__(f"cron expression {expression!r} is invalid: {reason}")
 
 
+class InvalidRepeatError(JobInputError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"repeat options are invalid: {detail}")
+
+
 class InvalidJobIdError(JobInputError):
     def __init__(self, job_id: Any) -> None:
         super().__init__(

@@ -22,6 +22,7 @@ from tasks.fastpath.registry import FALLBACK
 from tasks.jobs.config import QueueName
 from tasks.operate.counts import age_seconds, oldest_waiting
 from tasks.upkeep import promoter
+from tasks.upkeep.schedules import overdue_schedules
 from tasks.worker import presence
 
 #: The broker probe gives up after this long (seconds); the endpoint must answer within 1 s.
@@ -112,6 +113,9 @@ def report(now: datetime | None = None, broker_url: str | None = None) -> Report
         result.problems.append("promoter has never ticked")
     elif tick_age > PROMOTER_STALE_AFTER_S:
         result.problems.append(f"promoter last ticked {tick_age:.0f}s ago")
+    late = overdue_schedules(now)
+    result.body["schedules"] = {"overdue": late}
+    result.problems.extend(late)
     consumers = presence.consumers(now)
     missing = presence.missing_workers(now)
     result.body["missing_workers"] = [

@@ -67,19 +67,21 @@ def test_the_services_entry_keeps_it(schedule, monkeypatch):
     assert PeriodicTask.objects.get(pk=schedule.pk).total_run_count == 1  # beat's own field
 
 
+def _write_back(entry) -> None:
+    """Beat's write-backs after a firing, from another thread (its own connection)."""
+    try:
+        for _ in range(3):
+            entry.save()
+    finally:
+        connection.close()
+
+
 def test_an_admin_disable_holds_against_concurrent_write_backs_every_time(schedule):
     for round_ in range(60):
         PeriodicTask.objects.filter(pk=schedule.pk).update(enabled=True)
         entry = fired(RecordedEntry, schedule.pk)
 
-        def beat_writes_back() -> None:
-            try:
-                for _ in range(3):
-                    entry.save()
-            finally:
-                connection.close()
-
-        beat = threading.Thread(target=beat_writes_back)
+        beat = threading.Thread(target=_write_back, args=(entry,))
         beat.start()
         admin_disables(schedule.pk)
         beat.join()
