@@ -35,9 +35,10 @@ from tasks.enqueue.task import RecordingTask
 def firing_time(schedule, last_run_at: datetime, now: datetime) -> datetime:
     """The nominal time of the firing that is due now (UTC, whole seconds)."""
     if isinstance(schedule, schedules.crontab):
-        remaining = schedule.remaining_estimate(last_run_at)
-        nominal = now + remaining
-        return nominal.astimezone(UTC).replace(second=0, microsecond=0)
+        # The first cron time after the last run, whatever the clock says now: beats
+        # that woke at different moments name the same firing.
+        start, delta, _ = schedule.remaining_delta(last_run_at)
+        return (start + delta).astimezone(UTC).replace(second=0, microsecond=0)
     if isinstance(schedule, schedules.schedule):
         every = max(schedule.run_every.total_seconds(), 1.0)
         bucket = int(now.timestamp() // every) * every
