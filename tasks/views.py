@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from tasks.enqueue.api import add_job
 from tasks.forms import SignupForm
+from tasks.jobs import permissions
 from tasks.jobs.errors import JobInputError
 from tasks.models import Job
 from tasks.processors.email import send_welcome_email
@@ -19,18 +20,22 @@ from tasks.processors.email import send_welcome_email
 JOB_OPTIONS = ("priority", "delay", "attempts", "backoff", "job_id")
 
 
-def staff_json(view):
-    """Staff session required; JSON 401/403 instead of a login redirect."""
+def api_permission(permission: str):
+    """A session holding ``permission``; JSON 401/403 instead of a login redirect."""
 
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return JsonResponse({"error": "authentication required"}, status=401)
-        if not request.user.is_staff:
-            return JsonResponse({"error": "staff only"}, status=403)
-        return view(request, *args, **kwargs)
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return JsonResponse({"error": "authentication required"}, status=401)
+            if not request.user.has_perm(permission):
+                return JsonResponse({"error": f"needs the {permission!r} permission"},
+                                    status=403)
+            return view(request, *args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorator
 
 
 @require_http_methods(["GET", "POST"])
@@ -46,7 +51,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@staff_json
+@api_permission(permissions.ENQUEUE)
 def create_job(request: HttpRequest) -> JsonResponse:
     """``POST /api/jobs`` ``{"queue", "name", "data", "options": {...}}`` → 201 ``{"id"}``."""
     try:
@@ -70,7 +75,7 @@ def create_job(request: HttpRequest) -> JsonResponse:
 
 
 @require_GET
-@staff_json
+@api_permission(permissions.VIEW)
 def job_detail(request: HttpRequest, job_id: str) -> JsonResponse:
     job = Job.objects.filter(pk=job_id).first()
     if job is None:

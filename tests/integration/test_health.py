@@ -111,10 +111,12 @@ def test_a_worker_that_vanished_is_a_warning_until_forgotten(service, client, se
     assert any("lost@host-b stopped sending heartbeats" in w for w in body["warnings"])
 
     # The dashboard and /metrics show the same.
-    from django.contrib.auth.models import User
     from prometheus_client.parser import text_string_to_metric_families
 
-    client.force_login(User.objects.create_user("ops", "o@example.com", "pw-12345678", is_staff=True))
+    from tasks.jobs import permissions
+    from tests.integration.helpers import staff_user
+
+    client.force_login(staff_user("ops", permissions.VIEW))
     overview = {q["name"]: q for q in client.get("/queues/counts.json").json()["queues"]}
     assert overview["data-processing"]["missing_consumers"] == ["lost@host-b"]
     assert overview["email"]["missing_consumers"] == []

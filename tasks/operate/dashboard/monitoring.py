@@ -1,4 +1,4 @@
-"""``GET /queues/health`` (open, no job data) and ``GET /metrics`` (staff or token)."""
+"""``GET /queues/health`` (open, no job data) and ``GET /metrics`` (permission or token)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from tasks.jobs import permissions
 from tasks.operate import health as health_checks
 from tasks.operate import metrics as job_metrics
 
@@ -34,11 +35,11 @@ def _token_ok(request: HttpRequest) -> bool:
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text format; ``Authorization: Bearer $METRICS_TOKEN`` or a staff session."""
-    user = request.user
-    if not (_token_ok(request) or (user.is_authenticated and user.is_staff)):
-        response = HttpResponse("metrics need a staff session or Authorization: Bearer "
-                                "<METRICS_TOKEN>\n", status=401, content_type="text/plain")
+    """Prometheus text; ``Authorization: Bearer $METRICS_TOKEN`` or a session with ``view_job``."""
+    if not (_token_ok(request) or request.user.has_perm(permissions.VIEW)):
+        response = HttpResponse(f"metrics need a session with the {permissions.VIEW} permission "
+                                "or Authorization: Bearer <METRICS_TOKEN>\n", status=401,
+                                content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(job_metrics.render(), content_type=CONTENT_TYPE_LATEST)
