@@ -1,4 +1,5 @@
-"""``GET /queues/health`` (open, no job data) and ``GET /metrics`` (permission or token)."""
+"""``GET /queues/health`` (status for anyone, details with a permission or the token) and
+``GET /metrics`` (permission or token)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from tasks.operate import metrics as job_metrics
 @never_cache
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
-    """200 when broker and database answer, every queue is consumed and the promoter ticks."""
-    report = health_checks.report()
-    return JsonResponse(report.as_json(), status=200 if report.healthy else 503)
+    """200 (ok or degraded) or 503 (fail); details for ``view_job`` or the metrics token."""
+    healthy, body = health_checks.cached_report()
+    if not (_token_ok(request) or request.user.has_perm(permissions.VIEW)):
+        body = health_checks.public(body)
+    return JsonResponse(body, status=200 if healthy else 503)
 
 
 def _token_ok(request: HttpRequest) -> bool:
@@ -29,7 +32,9 @@ def _token_ok(request: HttpRequest) -> bool:
         return False
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), expected)
+    # Bytes: compare_digest refuses non-ASCII str, and a header is the caller's to choose.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
 
 @never_cache
