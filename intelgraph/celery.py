@@ -8,9 +8,11 @@ import os
 
 from celery import Celery
 
+from settings import OWNER_ONLY_UMASK
 from tasks.worker.bootstep import JobWorkerStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
+os.umask(OWNER_ONLY_UMASK)  # owner-only var/ and logs/ from the first file on
 
 app = Celery("intelgraph")
 app.config_from_object("django.conf:settings", namespace="CELERY")

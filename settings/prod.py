@@ -22,13 +22,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 JOB_STRICT_BROKER_CHECKS = True
 
-# Static files from the app server behind the proxy (WhiteNoise), hashed and cached.
-_security = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware")  # noqa: F405
-MIDDLEWARE = [
-    *MIDDLEWARE[: _security + 1],  # noqa: F405
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    *MIDDLEWARE[_security + 1 :],  # noqa: F405
-]
+# Static files (WhiteNoise, settings/base.py) from collectstatic's hashed copies, cached.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

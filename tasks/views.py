@@ -1,10 +1,13 @@
-"""Signup (triggers the welcome email) and the JSON job API."""
+"""Signup (triggers the welcome email), password reset links, and the JSON job API."""
 
 from __future__ import annotations
 
 import json
 from functools import wraps
+from urllib.parse import urlsplit
 
+from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -48,6 +51,16 @@ def signup(request: HttpRequest) -> HttpResponse:
             send_welcome_email.delay(user.pk)
         return render(request, "tasks/signup_done.html", {"user": user}, status=201)
     return render(request, "tasks/signup.html", {"form": form}, status=400 if form.errors else 200)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Reset links are built from ``SITE_URL``, never from the Host header a caller sent."""
+
+    def form_valid(self, form):
+        site = urlsplit(settings.SITE_URL)
+        self.domain_override = site.netloc
+        self.use_https = site.scheme == "https"
+        return super().form_valid(form)
 
 
 @require_POST
