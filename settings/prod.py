@@ -21,6 +21,8 @@ CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 JOB_STRICT_BROKER_CHECKS = True
+# Anyone may create an account through /signup/ only if the operator says so.
+SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=False)
 
 # Static files (WhiteNoise, settings/base.py) from collectstatic's hashed copies, cached.
 STORAGES = {

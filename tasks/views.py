@@ -6,10 +6,11 @@ import json
 from functools import wraps
 from urllib.parse import urlsplit
 
+from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -18,6 +19,7 @@ from tasks.forms import SignupForm
 from tasks.jobs import permissions
 from tasks.jobs.errors import JobInputError
 from tasks.models import Job
+from tasks.operate import throttle
 from tasks.processors.email import send_welcome_email
 
 JOB_OPTIONS = ("priority", "delay", "attempts", "backoff", "job_id")
@@ -41,10 +43,26 @@ def api_permission(permission: str):
     return decorator
 
 
+def _too_many(request: HttpRequest, form: SignupForm, what: str) -> HttpResponse:
+    form.add_error(None, f"Too many signups {what}; try again later.")
+    return render(request, "tasks/signup.html", {"form": form}, status=429)
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
+    """Limited per client address and per email (settings ``SIGNUP_LIMIT_*``); off unless
+    ``SIGNUP_ENABLED`` (production default: off)."""
+    if not settings.SIGNUP_ENABLED:
+        raise Http404("signup is turned off")
     form = SignupForm(request.POST or None)
+    if request.method == "POST":
+        address = get_client_ip_address(request) or "unknown"
+        if not throttle.allow("signup-address", address, *settings.SIGNUP_LIMIT_PER_ADDRESS):
+            return _too_many(request, form, "from your address")
     if request.method == "POST" and form.is_valid():
+        email = form.cleaned_data["email"].strip().lower()
+        if not throttle.allow("signup-email", email, *settings.SIGNUP_LIMIT_PER_EMAIL):
+            return _too_many(request, form, "for this email address")
         with transaction.atomic():
             user = form.save()
             # Recorded in this transaction; published only if it commits.
@@ -58,9 +76,13 @@ class PasswordResetView(auth_views.PasswordResetView):
 
     def form_valid(self, form):
         site = urlsplit(settings.SITE_URL)
-        self.domain_override = site.netloc
-        self.use_https = site.scheme == "https"
-        return super().form_valid(form)
+        form.save(domain_override=site.netloc, use_https=site.scheme == "https",
+                  token_generator=self.token_generator, from_email=self.from_email,
+                  email_template_name=self.email_template_name,
+                  subject_template_name=self.subject_template_name, request=self.request,
+                  html_email_template_name=self.html_email_template_name,
+                  extra_email_context=self.extra_email_context)
+        return HttpResponseRedirect(self.get_success_url())
 
 
 @require_POST

@@ -6,10 +6,18 @@ import json
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 
 from tasks.jobs import permissions
 from tasks.models import Job
 from tests.integration.helpers import queue_length, staff_user, wait_state
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()  # signup limits count in the cache
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -142,7 +142,8 @@ def test_web_listens_on_loopback_unless_web_bind_says_otherwise():
     assert "runserver ${WEB_BIND:-127.0.0.1}:4000" in procfile()["web"]
     web = unit("intelgraph-web.service")
     assert options(unit_command("intelgraph-web.service"))["--bind"] == "${WEB_BIND}:4000"
-    assert web["Environment"] == ["WEB_BIND=127.0.0.1"]  # the host file may override it
+    # Defaults the host file may override: loopback, behind one reverse proxy.
+    assert web["Environment"] == ["WEB_BIND=127.0.0.1", "TRUSTED_PROXY_COUNT=1"]
     # In a container 0.0.0.0 is the container's own interface; the host publishes it
     # on 127.0.0.1 only (test_published_ports_are_for_the_reverse_proxy_only).
     assert options(argv(compose()["services"]["web"]["command"]))["--bind"] == "0.0.0.0:4000"
