@@ -14,7 +14,8 @@ from tasks.worker.bootstep import JobWorkerStep
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
 os.umask(OWNER_ONLY_UMASK)  # owner-only var/ and logs/ from the first file on
 
-app = Celery("intelgraph")
+# Revokes cancel the job on record first (tasks/integrations/revokes.py).
+app = Celery("intelgraph", control="tasks.integrations.revokes:JobControl")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Heartbeats, queue pauses and orphan recovery in every worker (tasks/worker/bootstep.py).

@@ -7,3 +7,9 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
 
 application = get_wsgi_application()
+
+# Decide (and check) the fast paths before the first request (tasks/fastpath).
+from intelgraph.celery import app as _celery_app  # noqa: E402
+from tasks import fastpath  # noqa: E402
+
+fastpath.install_process(_celery_app, "web")

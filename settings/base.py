@@ -165,6 +165,9 @@ LOGGING = {
     },
 }
 
+# Fast paths that rely on private details of Celery/kombu/billiard (tasks/fastpath):
+# "on" (all, each checked when installed), "off" (none), or a comma list of the ones to keep.
+JOB_FASTPATH = env.str("JOB_FASTPATH", default="on")
 # Refuse (not just warn about) a passwordless remote or evicting broker; on in prod.
 JOB_STRICT_BROKER_CHECKS = env.bool("JOB_STRICT_BROKER_CHECKS", default=False)
 # A job whose worker dies under it this many times is failed ("poison job").

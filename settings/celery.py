@@ -18,8 +18,9 @@ CELERY_EVENT_SERIALIZER = "json"
 CELERY_TIMEZONE = env.str("TIME_ZONE", default="UTC")
 CELERY_ENABLE_UTC = True
 
-# The Job table is the record of every job; no result backend is written.
-CELERY_RESULT_BACKEND = None
+# The Job table is the record of every job: Celery's result API reads it
+# (tasks/integrations/results.py); nothing is written for it on a job's run.
+CELERY_RESULT_BACKEND = "tasks.integrations.results:JobResultBackend"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_EXPIRES = None  # no celery.backend_cleanup task in beat
 

@@ -7,6 +7,7 @@ from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
+from tasks.forms import ScheduleForm
 from tasks.jobs import permissions
 from tasks.jobs.errors import JobStateError
 from tasks.models import Dataset, Job, JobLog, Notification, QueueStats, Report
@@ -96,6 +97,16 @@ admin.site.register(Report)
 # -- django-celery-beat: each schedule's next five run times on its change page --------
 
 
+#: Schedule fields the service does not offer (``ScheduleForm`` says why if one is set).
+NOT_OFFERED = ("solar", "queue", "exchange", "routing_key", "headers")
+
+
+def _without(fieldsets: tuple, names: tuple[str, ...]) -> tuple:
+    return tuple((title, {**options, "fields": tuple(f for f in options["fields"]
+                                                     if f not in names)})
+                 for title, options in fieldsets)
+
+
 def _with_next_runs(fieldsets: tuple) -> tuple:
     """django-celery-beat's fieldsets with ``next_run_times`` after the one holding ``crontab``.
 
@@ -117,8 +128,9 @@ def _with_next_runs(fieldsets: tuple) -> tuple:
 class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
     """django-celery-beat's admin, plus a preview of the next five runs in the schedule's zone."""
 
+    form = ScheduleForm
     readonly_fields = (*BeatPeriodicTaskAdmin.readonly_fields, "next_run_times")
-    fieldsets = _with_next_runs(BeatPeriodicTaskAdmin.fieldsets)
+    fieldsets = _with_next_runs(_without(BeatPeriodicTaskAdmin.fieldsets, NOT_OFFERED))
 
     @admin.display(description="Next five runs")
     def next_run_times(self, obj: PeriodicTask) -> str:

@@ -124,6 +124,26 @@ def check_queues_consumed(app_configs=None, **kwargs) -> list:
 
 
 @register(Tags.compatibility)
+def check_tasks_are_jobs(app_configs=None, **kwargs) -> list:
+    """Every Celery task of the project is a declared processor, so each call is on record.
+
+    A plain ``@shared_task`` would run with no job row, routed nowhere the
+    service watches; it is refused here, at start, naming it. Celery's own
+    ``celery.*`` tasks are its machinery (workers refuse their messages).
+    """
+    from tasks.enqueue.task import RecordingTask
+
+    return [
+        Error(f"Celery task {name!r} is not a declared job: it would run with no job record",
+              hint="Declare it with @processor(QueueName.<queue>, '<name>') from tasks.queues "
+                   "(or enqueue plain functions through django.tasks).",
+              id="tasks.E007")
+        for name, task in sorted(current_app.tasks.items())
+        if not name.startswith("celery.") and not isinstance(task, RecordingTask)
+    ]
+
+
+@register(Tags.compatibility)
 def check_beat_timezone(app_configs=None, **kwargs) -> list:
     if current_app.conf.timezone != settings.TIME_ZONE:
         return [Error(

@@ -172,6 +172,9 @@ class WorkerHeartbeat(models.Model):
     active = models.PositiveIntegerField(default=0, help_text="Jobs running at the last beat.")
     started_at = models.DateTimeField()
     last_seen = models.DateTimeField()
+    fastpaths = models.JSONField(
+        default=dict, help_text="Each fast path's state in this worker (tasks.fastpath)."
+    )
 
 
 class QueueControl(models.Model):
@@ -246,9 +249,18 @@ class QueueStats(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "queue stats"
         constraints = [
             models.UniqueConstraint(fields=["queue", "window_start", "window_end"], name="stats_window")
         ]
+
+
+class RepeatLimit(models.Model):
+    """BullMQ's repeat ``limit``: the schedule ends (beat disables it) after this many firings."""
+
+    schedule = models.OneToOneField("django_celery_beat.PeriodicTask", on_delete=models.CASCADE,
+                                    primary_key=True, related_name="repeat_limit")
+    limit = models.PositiveIntegerField(help_text="Firings after which the schedule ends.")
 
 
 class Report(models.Model):

@@ -5,7 +5,7 @@
 
 from tasks.enqueue.api import add_bulk, add_job
 from tasks.jobs.config import QUEUE_PRESETS, Backoff, JobPriority, QueueName, QueuePreset
-from tasks.operate.queue import Queue, QueueRegistry, queue_registry
+from tasks.operate.queue import Queue, QueueRegistry, get_job, queue_registry
 from tasks.upkeep.schedules import add_repeatable_job
 from tasks.worker.job import JobContext
 from tasks.worker.registry import processor
@@ -22,6 +22,7 @@ __all__ = [
     "add_bulk",
     "add_job",
     "add_repeatable_job",
+    "get_job",
     "processor",
     "queue_registry",
 ]

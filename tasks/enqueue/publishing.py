@@ -15,11 +15,11 @@ message is on no Redis list (``tasks.upkeep.reconciler.reconcile_waiting``).
 RabbitMQ cannot be searched that way, so there the row is stamped after
 the publisher confirm, as before.
 
-Speed: on Redis a chunk is one round trip (one ``LPUSH`` per priority list,
-in one pipeline); AMQP uses ``Producer.batch()``, publishing at once with
-publisher confirms. Messages are built from one Celery-made template per
-task (``tasks.fastpath.wire``, ``tasks.fastpath.redis_payload``) instead of a full
-``send_task`` per job, which measured ~3× the cost of the publish itself.
+A chunk of messages is one send: kombu's ``Producer.batch()`` (the stock
+path, ``tasks.enqueue.sending``) or, where the fast paths are on, messages
+filled in from one Celery-made template per task and pushed to Redis in one
+pipeline (``tasks.fastpath``). A fast path that fails turns itself off and
+the chunk goes again by the stock path.
 """
 
 from __future__ import annotations
@@ -31,9 +31,13 @@ from dataclasses import dataclass
 from celery import current_app
 from django.db import connection, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
+from tasks import fastpath
 from tasks.enqueue.cursors import raw_cursor, without_wal_wait
-from tasks.fastpath.wire import MessageBuilder, producer_for
+from tasks.enqueue.sending import StockSender, producer_for
+from tasks.fastpath import FastPathFailed
+from tasks.fastpath.sender import FastSender
 from tasks.jobs.brokers import BrokerKind, broker_kind
 from tasks.jobs.routing import task_name
 from tasks.models import Job, JobState
@@ -78,33 +82,43 @@ def publish(messages: Sequence[Message], claimed: bool = False) -> list[str]:
         return []
     app = current_app
     sent: list[str] = []
+    broker_errors: tuple[type[BaseException], ...] = (OperationalError, OSError)
     try:
         with app.pool.acquire(block=True) as broker:
+            broker_errors += (*broker.connection_errors, *broker.channel_errors)
             # One message gains nothing from a pipeline but pays for setting one up.
             batched = len(messages) > 1
-            builder = MessageBuilder(app, producer_for(app, broker), batched)
+            producer = producer_for(app, broker)
+            sender = fastpath.sender(app, producer, batched) or StockSender(app, producer, batched)
             for start in range(0, len(messages), CHUNK):
                 chunk = messages[start:start + CHUNK]
-                with builder.chunk():
-                    for message in chunk:
-                        builder.send(message.job_id, message.task_name, message.queue,
-                                     message.data, message.priority, message.data_json)
+                try:
+                    _send(sender, chunk)
+                except FastPathFailed:  # now off, with a warning: this chunk again, the stock way
+                    sender = StockSender(app, producer, batched)
+                    _send(sender, chunk)
                 ids = [message.job_id for message in chunk]
                 sent.extend(ids)
                 if not claimed:
                     mark_published(ids)
-    except Exception as exc:  # broker down or refusing: the relay retries later
-        logger.warning(
-            "publish failed for %d of %d job(s); left for the relay: %s",
-            len(messages) - len(sent),
-            len(messages),
-            exc,
-        )
+    except broker_errors as exc:  # broker down or refusing: the relay retries later
+        logger.warning("publish failed for %d of %d job(s); left for the relay: %s",
+                       len(messages) - len(sent), len(messages), exc)
+    except Exception:  # not the broker: a bug, said loudly; the relay still sends the jobs
+        logger.exception("publish failed for %d of %d job(s) on an unexpected error; left "
+                         "for the relay", len(messages) - len(sent), len(messages))
     if claimed:
         unsent = [message.job_id for message in messages[len(sent):]]
         if unsent:
             Job.objects.filter(pk__in=unsent, state=JobState.WAITING).update(published_at=None)
     return sent
+
+
+def _send(sender: FastSender | StockSender, chunk: Sequence[Message]) -> None:
+    with sender.chunk():
+        for message in chunk:
+            sender.send(message.job_id, message.task_name, message.queue, message.data,
+                        message.priority, message.data_json)
 
 
 def mark_published(job_ids: Iterable[str]) -> None:

@@ -1,0 +1,137 @@
+"""Every piece of code that depends on a private detail of Celery, kombu or billiard.
+
+Each fast path (``registry.FastPath``) names the versions it was written for
+and checks its assumptions when it is installed; on a mismatch the stock
+Celery/kombu path stays in place, one WARNING names it and why, and
+``/queues/health`` reports ``degraded``. ``JOB_FASTPATH=off`` turns them all
+off; the service is correct without them (the suite runs both ways in CI).
+
+Entry points:
+- ``install_process(app, role)``: once per process (worker start, web start,
+  or the first publish elsewhere);
+- ``install_consumer(consumer)``: at each worker consumer start;
+- ``sender(app, producer, batched)``: the fast publisher, or None for the stock one;
+- ``status(app)``: each fast path's state in this process.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, signals
+
+from tasks.fastpath import events, redis_clients, redis_push, templates, unacked
+from tasks.fastpath.registry import Fastpaths, fastpaths_of
+from tasks.fastpath.sender import FastPathFailed, FastSender
+from tasks.jobs.brokers import BrokerKind, broker_kind
+
+logger = logging.getLogger("tasks.fastpath")
+
+FAST_PATHS = (redis_clients.PATH, templates.PATH, redis_push.PATH, events.PATH, unacked.PATH)
+NAMES = [path.name for path in FAST_PATHS]
+
+__all__ = ["FAST_PATHS", "FastPathFailed", "install_consumer", "install_process", "sender",
+           "status"]
+
+
+def fastpaths(app: Celery) -> Fastpaths:
+    return fastpaths_of(app, NAMES)
+
+
+def install_process(app: Celery, role: str = "process") -> Fastpaths:
+    """Decide the process-wide fast paths once; apply ``redis-clients``; check the templates."""
+    paths = fastpaths(app)
+    if "process" in paths.installed:
+        return paths
+    paths.installed.add("process")
+    redis = broker_kind(app.conf.broker_url) is BrokerKind.REDIS
+    if paths.settle(redis_clients.PATH, redis, "the broker is not Redis"):
+        redis_clients.patch()
+    if paths.settle(templates.PATH) and not _publish_hooked():
+        with app.connection_for_write() as connection:
+            _verify_templates(app, connection, paths)
+    paths.settle(redis_push.PATH, redis and paths.on(redis_clients.PATH.name),
+                 "the broker is not Redis" if not redis else "redis-clients is off")
+    logger.info("fast paths in this %s: %s", role,
+                ", ".join(f"{name} {state}" for name, state in paths.state.items()))
+    return paths
+
+
+def install_consumer(consumer: Any) -> Fastpaths:
+    """At each consumer start: the worker-side fast paths, and a check of ``redis-push``."""
+    paths = install_process(consumer.app, "worker")
+    for module in (events, unacked):
+        applies, why_not = module.applies(consumer)
+        if paths.settle(module.PATH, applies, why_not):
+            problem = module.problem(consumer)
+            if problem:
+                paths.fall_back(module.PATH.name, problem)
+            else:
+                module.install(consumer)
+    if paths.on(redis_push.PATH.name) and "redis-push-verified" not in paths.installed:
+        paths.installed.add("redis-push-verified")
+        _verify_redis_push(consumer.app, consumer.connection, paths)
+    return paths
+
+
+def sender(app: Celery, producer: Any, batched: bool) -> FastSender | None:
+    """The fast publisher for ``producer``, or None: publish by Celery's own path."""
+    paths = install_process(app)
+    if not paths.on(templates.PATH.name) or _publish_hooked():
+        return None
+    return FastSender(app, producer, batched, paths, paths.cache)
+
+
+def status(app: Celery) -> dict[str, str]:
+    """Each fast path's state here: ``on``, ``off (why)``, ``fallback: why`` or ``not installed``."""
+    paths = fastpaths(app)
+    return {name: paths.state.get(name, "not installed in this process") for name in NAMES}
+
+
+def _publish_hooked() -> bool:
+    """Listeners of Celery's publish signals must see every message: Celery's own path then."""
+    return bool(signals.before_task_publish.receivers or signals.after_task_publish.receivers)
+
+
+def _sample(app: Celery) -> tuple[Any, str] | None:
+    """A registered task routed to a declared queue by its name's prefix, to check with."""
+    queues = {queue.name for queue in app.conf.task_queues or ()}
+    for name in sorted(app.tasks):
+        prefix, _, rest = name.partition(".")
+        if rest and prefix in queues:
+            return app.tasks[name], prefix
+    return None
+
+
+def _verify_templates(app: Celery, connection: Any, paths: Fastpaths) -> None:
+    sample = _sample(app)
+    if sample is None:
+        return  # each template is still checked when it is first made
+    task, queue = sample
+    try:
+        template = templates.record(app, connection, task, queue, batching=False)
+        problem = templates.verify(app, connection, task, queue, template)
+    except Exception as exc:  # a changed Celery may fail in any way: off, loudly
+        problem = f"checking it raised {type(exc).__name__}: {exc}"
+    if problem:
+        paths.fall_back(templates.PATH.name, problem)
+
+
+def _verify_redis_push(app: Celery, connection: Any, paths: Fastpaths) -> None:
+    sample = _sample(app)
+    if sample is None or not paths.on(templates.PATH.name):
+        return
+    task, queue = sample
+    try:
+        producer = app.amqp.Producer(connection.default_channel, auto_declare=False)
+        template = templates.record(app, connection, task, queue, batching=False)
+        if not redis_push.serves(producer.channel, template, queue):
+            return
+        options = template.fill(redis_push.STAND_IN_ID, {}, queue, 0)
+        frozen = redis_push.FrozenPayload.make(producer, template, options, queue)
+        problem = redis_push.verify(producer, template, frozen, queue, templates.SAMPLES)
+    except Exception as exc:  # a changed kombu may fail in any way: off, loudly
+        problem = f"checking it raised {type(exc).__name__}: {exc}"
+    if problem:
+        paths.fall_back(redis_push.PATH.name, problem)

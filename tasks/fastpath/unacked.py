@@ -34,32 +34,66 @@ from typing import Any
 
 from kombu.utils.json import dumps
 
-from tasks.fastpath.pool_writes import after_pool_writes, pool_outbound
+from tasks.fastpath.pool_writes import (
+    after_pool_writes,
+    is_prefork,
+    outbound_problem,
+    pool_outbound,
+)
+from tasks.fastpath.registry import FastPath, has_attributes
 
 #: QoS attribute marking an instance as already deferred.
 _MARK = "_intelgraph_deferred"
 
 
-def defer_unacked_bookkeeping(consumer: Any) -> bool:
-    """Write kombu's unacked records after the pool write; False where nothing changes."""
+def _qos_class() -> Any:
+    from kombu.transport.redis import QoS
+
+    return QoS
+
+
+def _probe() -> str | None:
     try:
-        from kombu.transport.redis import QoS as RedisQoS
-    except ImportError:  # redis-py not installed: not a Redis broker
-        return False
-    hub = getattr(consumer, "hub", None)
-    outbound = pool_outbound(consumer)
-    if hub is None or outbound is None:
-        return False
+        qos = _qos_class()
+    except ImportError as exc:
+        return f"kombu's Redis transport does not import: {exc}"
+    return has_attributes(qos, "append", "ack", "reject", "restore_unacked", "pipe_or_acquire",
+                          "unacked_key", "unacked_index_key")
+
+
+PATH = FastPath("unacked-after-pool-write", "idle latency: enqueue to start",
+                (("kombu", "5.7.0"), ("celery", "5.7.0"), ("billiard", "4.3.2")), _probe)
+
+
+def _qos(consumer: Any) -> Any:
     # AMQP channels (py-amqp) have no ``qos``: the broker keeps unacked messages itself.
-    qos = getattr(consumer.connection.default_channel, "qos", None)
-    if not isinstance(qos, RedisQoS) or not all(
-        hasattr(qos, name) for name in ("pipe_or_acquire", "unacked_key", "unacked_index_key")
-    ):
-        return False
-    if getattr(qos, _MARK, False):
-        return True
-    _DeferredBookkeeping(qos, hub, outbound).install()
-    return True
+    return getattr(consumer.connection.default_channel, "qos", None)
+
+
+def applies(consumer: Any) -> tuple[bool, str]:
+    """(True, "") on kombu's Redis transport with an event loop and a prefork pool."""
+    try:
+        redis_qos = _qos_class()
+    except ImportError:
+        return False, "the broker is not Redis"
+    if not isinstance(_qos(consumer), redis_qos):
+        return False, "the broker is not Redis"
+    if consumer.hub is None:
+        return False, "no event loop"
+    if not is_prefork(consumer):
+        return False, "the pool is not prefork"
+    return True, ""
+
+
+def problem(consumer: Any) -> str | None:
+    return outbound_problem(consumer)
+
+
+def install(consumer: Any) -> None:
+    """Write kombu's unacked records after the pool write (per consumer start; idempotent)."""
+    qos = _qos(consumer)
+    if not getattr(qos, _MARK, False):
+        _DeferredBookkeeping(qos, consumer.hub, pool_outbound(consumer)).install()
 
 
 class _DeferredBookkeeping:

@@ -21,7 +21,6 @@ Priority: django-tasks runs larger numbers first (-100..100, 0 by default);
 
 from __future__ import annotations
 
-import builtins
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -40,7 +39,7 @@ from django_tasks.utils import normalize_json
 
 from tasks.enqueue.api import add_job
 from tasks.jobs.config import JobPriority, QueueName
-from tasks.jobs.errors import InvalidArgumentsError, PayloadNotJSONError
+from tasks.jobs.errors import InvalidArgumentsError, PayloadNotJSONError, error_class_path
 from tasks.models import Job, JobState
 
 #: The job name of the generic processor registered on every queue.
@@ -265,13 +264,6 @@ def result_from_job(job: Job, task: Task, backend: str) -> TaskResult:
 
 def _task_error(entry: Mapping[str, Any]) -> TaskError:
     """An attempt's error entry as django-tasks reports it (class path + traceback)."""
-    name = str(entry.get("error", "")).split(":", 1)[0].strip() or "Exception"
     traceback = str(entry.get("traceback", ""))
-    path = f"builtins.{name}" if hasattr(builtins, name) else "builtins.Exception"
-    # The traceback's last line names the class with its module ("pkg.mod.Error: …").
-    for line in reversed(traceback.splitlines()):
-        head = line.split(":", 1)[0].strip()
-        if head.endswith(f".{name}") and " " not in head:
-            path = head
-            break
-    return TaskError(exception_class_path=path, traceback=traceback or str(entry.get("error")))
+    return TaskError(exception_class_path=error_class_path(dict(entry)),
+                     traceback=traceback or str(entry.get("error")))

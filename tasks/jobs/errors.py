@@ -7,6 +7,7 @@ nothing has been written or published.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 
@@ -69,6 +70,11 @@ class InvalidCronError(JobInputError):
         super().__init__(f"cron expression {expression!r} is invalid: {reason}")
 
 
+class InvalidRepeatError(JobInputError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"repeat options are invalid: {detail}")
+
+
 class InvalidJobIdError(JobInputError):
     def __init__(self, job_id: Any) -> None:
         super().__init__(
@@ -103,3 +109,24 @@ class JobCancelled(Exception):
 class InvalidArgumentsError(JobInputError):
     def __init__(self, task: str, detail: str) -> None:
         super().__init__(f"arguments do not fit job {task!r}: {detail}")
+
+
+def error_class_path(entry: dict) -> str:
+    """``module.Class`` of the exception an attempt's error entry records.
+
+    Taken from the entry's ``exception`` field when it has one, else from the
+    traceback's last line (``pkg.mod.Error: …``), else a builtin of that name,
+    else ``builtins.Exception``. A lost worker is billiard's ``WorkerLostError``.
+    """
+    if entry.get("exception"):
+        return str(entry["exception"])
+    error = str(entry.get("error", ""))
+    name = error.split(":", 1)[0].strip() or "Exception"
+    if name == "WorkerLost" or error.startswith("worker lost"):
+        return "billiard.exceptions.WorkerLostError"
+    for line in reversed(str(entry.get("traceback", "")).splitlines()):
+        head = line.split(":", 1)[0].strip()
+        if head.endswith(f".{name}") and " " not in head:
+            return head
+    return f"builtins.{name}" if isinstance(getattr(builtins, name, None), type) else \
+        "builtins.Exception"

@@ -17,7 +17,7 @@ CUSTOM = (
     ("remove_job", "Can remove jobs and clean queues"),
 )
 
-#: The group created by migration 0006 for people who run the queues day to day.
+#: The group created by migration 0008 for people who run the queues day to day.
 #: Enqueueing through the API is left out: it runs jobs (emails, webhooks) and is
 #: granted to API clients one by one.
 OPERATORS_GROUP = "queue operators"

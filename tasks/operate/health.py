@@ -20,9 +20,12 @@ from django.db import connection
 from django.utils import timezone
 from kombu import Connection
 
+from tasks import fastpath
+from tasks.fastpath.registry import FALLBACK
 from tasks.jobs.config import QUEUE_NAMES, QueueName
 from tasks.operate.counts import age_seconds, oldest_waiting
 from tasks.upkeep import promoter
+from tasks.upkeep.schedules import overdue_schedules
 from tasks.worker import presence
 
 #: The broker probe gives up after this long (seconds); the endpoint must answer within 1 s.
@@ -117,6 +120,9 @@ def report(now: datetime | None = None, broker_url: str | None = None) -> Report
         result.problems.append("promoter has never ticked")
     elif tick_age > PROMOTER_STALE_AFTER_S:
         result.problems.append(f"promoter last ticked {tick_age:.0f}s ago")
+    late = overdue_schedules(now)
+    result.body["schedules"] = {"overdue": late}
+    result.problems.extend(late)
     consumers = presence.consumers(now)
     missing = presence.missing_workers(now)
     result.body["missing_workers"] = [
@@ -126,6 +132,16 @@ def report(now: datetime | None = None, broker_url: str | None = None) -> Report
     for w in missing:
         result.warnings.append(f"worker {w.hostname} stopped sending heartbeats "
                                f"{age_seconds(w.last_seen, now):.0f}s ago")
+    for name, why in fastpath.fastpaths(current_app).fallbacks().items():
+        result.warnings.append(f"fast path {name} fell back in this web process: {why}")
+    fell_back = {}
+    for worker in presence.workers(now):
+        for name, state in (worker.fastpaths or {}).items():
+            if state.startswith(FALLBACK):
+                fell_back.setdefault(name, []).append(worker.hostname)
+                result.warnings.append(f"fast path {name} fell back on worker {worker.hostname}: "
+                                       f"{state[len(FALLBACK):]}")
+    result.body["fastpaths"] = {"web": fastpath.status(current_app), "fell_back_on": fell_back}
     paused = presence.paused_queues()
     queues = {}
     for queue in QueueName:

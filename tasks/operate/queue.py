@@ -88,3 +88,8 @@ class QueueRegistry:
 
 
 queue_registry = QueueRegistry()
+
+
+def get_job(job_id: str) -> Job | None:
+    """The record of job ``job_id`` on any queue (BullMQ's ``Job.fromId``); None if unknown."""
+    return Job.objects.filter(pk=job_id).first()

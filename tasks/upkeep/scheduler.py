@@ -20,11 +20,14 @@ wall time that occurs twice at fall-back runs once, at its first occurrence
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import schedules
-from django_celery_beat.schedulers import DatabaseScheduler
+from celery.beat import SchedulingError
+from django.utils import timezone
+from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
 from tasks.enqueue.task import RecordingTask
 
@@ -39,7 +42,11 @@ def firing_time(schedule, last_run_at: datetime, now: datetime) -> datetime:
         every = max(schedule.run_every.total_seconds(), 1.0)
         bucket = int(now.timestamp() // every) * every
         return datetime.fromtimestamp(bucket, UTC)
-    return now.astimezone(UTC).replace(microsecond=0)
+    clocked_time = getattr(schedule, "clocked_time", None)  # django-celery-beat's clocked
+    if clocked_time is not None:
+        return clocked_time.astimezone(UTC).replace(microsecond=0)
+    raise SchedulingError(f"{schedule!r} has no firing time every beat agrees on (solar?): "
+                          "use a crontab, an interval or a clocked time")
 
 
 def firing_job_id(schedule_name: str, fire_time: datetime) -> str:
@@ -73,20 +80,98 @@ class _Firing:
         return getattr(self._entry, name)
 
 
+#: Checked again this long after a schedule turned out disabled (django-celery-beat's delay).
+DISABLED_RECHECK_S = 5.0
+#: A schedule that will not fire is looked at again after this long (it may be edited).
+NEVER_CHECK_S = 300.0
+
+logger = logging.getLogger("tasks.upkeep.scheduler")
+
+
+class RecordedEntry(ModelEntry):
+    """django-celery-beat's entry that never writes back a field a person edits.
+
+    ``ModelEntry.save`` reads the row, then saves every field of it: an admin's
+    change committed in between (a disable, say) was overwritten with the
+    values read. Here beat writes its own bookkeeping alone, by one UPDATE:
+    last run and run count; and when an expiry or a one-off run ends a
+    schedule, ``enabled`` (and nothing else) by an UPDATE too.
+    """
+
+    def save(self) -> None:
+        type(self.model)._default_manager.filter(pk=self.model.pk).update(
+            last_run_at=self.model.last_run_at, total_run_count=self.model.total_run_count)
+
+    def __init__(self, model: Any, app: Any = None) -> None:
+        super().__init__(model, app=app)
+        from tasks.models import RepeatLimit
+
+        self.limit = (RepeatLimit.objects.filter(schedule_id=model.pk)
+                      .values_list("limit", flat=True).first())
+
+    def __next__(self) -> RecordedEntry:
+        entry = super().__next__()
+        entry.limit = self.limit
+        return entry
+
+    def gate(self) -> schedules.schedstate | None:
+        """Not due for a reason of the row (disabled, not started, expired, one-off done,
+        run limit reached, solar); else None."""
+        model = self.model
+        if not model.enabled:
+            return schedules.schedstate(False, DISABLED_RECHECK_S)
+        if model.solar_id is not None:
+            if not getattr(self, "_refused", False):
+                logger.error("schedule %s is solar: not fired (two beats would not agree on "
+                             "its firing time); use a crontab, an interval or a clocked time",
+                             model.name)
+                self._refused = True
+            return schedules.schedstate(False, NEVER_CHECK_S)
+        now = timezone.now()
+        if model.start_time is not None and now < model.start_time:
+            return schedules.schedstate(False, max((model.start_time - now).total_seconds(), 1.0))
+        if model.expires is not None and now >= model.expires:
+            return self._end(model)
+        if model.one_off and model.total_run_count > 0:
+            return self._end(model)
+        if self.limit is not None and model.total_run_count >= self.limit:
+            return self._end(model)
+        return None
+
+    def is_due(self) -> schedules.schedstate:
+        gate = self.gate()
+        if gate is not None:
+            return gate
+        last_run_at = self.last_run_at
+        if timezone.is_naive(last_run_at):
+            last_run_at = timezone.make_aware(last_run_at, UTC)
+        return self.schedule.is_due(last_run_at.astimezone(self.app.timezone))
+
+    def _end(self, model: Any) -> schedules.schedstate:
+        """Expired or one-off done: disabled on record, by an UPDATE of ``enabled`` alone."""
+        from django_celery_beat.models import PeriodicTasks
+
+        type(model)._default_manager.filter(pk=model.pk).update(enabled=False)
+        model.enabled = False
+        PeriodicTasks.update_changed()  # other beats reload it
+        return schedules.schedstate(False, DISABLED_RECHECK_S)
+
+
 class ExactlyOnceScheduler(DatabaseScheduler):
     """``DatabaseScheduler`` whose firings are deduplicated by (schedule, fire time)."""
 
+    Entry = RecordedEntry
+
     def is_due(self, entry):
-        state = entry.is_due()
+        gate = entry.gate() if isinstance(entry, RecordedEntry) else None
+        if gate is not None:
+            return gate
         schedule = entry.schedule
         plain_interval = isinstance(schedule, schedules.schedule) and not isinstance(
             schedule, schedules.crontab
         )
-        model = getattr(entry, "model", None)
-        if not plain_interval or (model is not None and not model.enabled) or not entry.last_run_at:
-            return state
-        if getattr(model, "one_off", False) or getattr(model, "expires", None):
-            return state
+        if not plain_interval or not entry.last_run_at:
+            return entry.is_due()
         return interval_due(schedule.run_every.total_seconds(), entry.last_run_at, self.app.now())
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):

@@ -7,9 +7,8 @@ A consumer bootstep that, every ``HEARTBEAT_EVERY_S``:
 - re-queues this worker's orphans: jobs the database says are active here but
   that no live request of this process holds (the pool child running them
   died, or the worker restarted under the same name).
-At start it also has task events published, and kombu's unacked records
-written (``tasks.fastpath.unacked``), after a received job reaches its pool process,
-not before (``publish_events_after_pool_writes``).
+At each consumer start it installs the worker's fast paths
+(``tasks.fastpath.install_consumer``); the heartbeat reports their state.
 
 Registered in ``intelgraph/celery.py``. Models are imported lazily: this
 module is loaded before Django is set up.
@@ -23,37 +22,10 @@ import os
 from celery import bootsteps, signals
 from celery.worker import state as worker_state
 
-from tasks.fastpath.pool_writes import after_pool_writes, pool_outbound
-from tasks.fastpath.unacked import defer_unacked_bookkeeping
+from tasks import fastpath
 from tasks.worker.rejections import record_rejected
 
 logger = logging.getLogger("tasks.worker.bootstep")
-
-
-def publish_events_after_pool_writes(consumer) -> bool:
-    """Let a received job reach its pool process before its task events are published.
-
-    Celery buffers task events in the event loop and flushes them on the next
-    turn, which runs before the prefork pool writes the job to a child: every
-    job started one event ``PUBLISH`` round trip late (~0.3-0.6 ms of the
-    ~4-5 ms enqueue-to-start at idle on the 2-core VM, docs/performance.md).
-    Here the flush waits one more turn while the job is still in the pool's
-    outbound buffer, and no longer: that turn's poll returns at once (the
-    child's pipe is writable) and writes it. Events are delayed by that one
-    turn and sent as before. Returns False where nothing changes: no event
-    loop, or a pool without an outbound buffer (solo, threads), or a Celery
-    without the flush this relies on.
-    """
-    from vine import promise
-
-    hub, dispatcher = consumer.hub, consumer.event_dispatcher
-    outbound = pool_outbound(consumer)
-    flush = getattr(consumer, "_flush_events_promise", None)  # reads the current dispatcher
-    if hub is None or dispatcher is None or outbound is None or flush is None:
-        return False
-    flush_soon = promise(after_pool_writes(hub, outbound, flush))
-    dispatcher.on_send_buffered = lambda: hub.call_soon(flush_soon)
-    return True
 
 
 def _guarded(strategy, consumer):
@@ -83,14 +55,6 @@ def _fresh_connections(**kwargs) -> None:
         conn.close_if_unusable_or_obsolete()
         if conn.alias == DEFAULT_DB_ALIAS and conn.connection is not None:
             conn.health_check_done = True
-
-
-@signals.worker_init.connect
-def _reuse_broker_clients(**kwargs) -> None:
-    """Fewer redis-py objects built per job in the consumer (tasks/fastpath/broker_clients.py)."""
-    from tasks.fastpath.broker_clients import reuse_redis_clients
-
-    reuse_redis_clients()
 
 
 @signals.task_unknown.connect
@@ -125,8 +89,7 @@ class JobWorkerStep(bootsteps.StartStopStep):
         self.cancelled = set()
         self.count_decode_errors(consumer)
         self.guard_strategies(consumer)
-        publish_events_after_pool_writes(consumer)
-        defer_unacked_bookkeeping(consumer)
+        fastpath.install_consumer(consumer)
         self.tick(consumer)  # pauses apply before the first message is fetched
         self.timer_entry = consumer.timer.call_repeatedly(HEARTBEAT_EVERY_S, self.tick, (consumer,))
 
@@ -212,6 +175,7 @@ class JobWorkerStep(bootsteps.StartStopStep):
                 "concurrency": consumer.pool.num_processes if consumer.pool else 0,
                 "active": len(worker_state.active_requests),
                 "started_at": self.started_at,
+                "fastpaths": fastpath.status(consumer.app),
                 "last_seen": timezone.now(),
             },
         )

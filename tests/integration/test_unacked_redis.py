@@ -16,7 +16,7 @@ from kombu import Connection
 from kombu.asynchronous import Hub
 from kombu.transport.redis import QoS as RedisQoS
 
-from tasks.fastpath.unacked import defer_unacked_bookkeeping
+from tasks.fastpath import unacked
 
 QUEUE = "unacked-test"
 
@@ -64,6 +64,14 @@ def test_given_kombu_alone_the_record_is_written_before_the_consumer_sees_the_me
     message = setup.take()
 
     assert list(setup.records()) == [message.delivery_tag]
+
+
+def defer_unacked_bookkeeping(consumer) -> bool:
+    """Install the fast path on the stand-in consumer (its prefork check is the real worker's)."""
+    if unacked.problem(consumer):
+        return False
+    unacked.install(consumer)
+    return True
 
 
 def test_the_records_are_written_once_the_pool_has_the_jobs_in_one_round_trip(setup):
@@ -150,17 +158,30 @@ def test_installing_twice_defers_once(setup):
 
 
 @pytest.mark.parametrize(
-    "change",
+    "change, why",
     [
-        {"hub": None},  # no event loop (solo pool)
-        {"pool": SimpleNamespace(_pool=SimpleNamespace())},  # threads: no outbound buffer
+        ({"hub": None}, "no event loop"),  # solo pool
+        ({"pool": SimpleNamespace(_pool=SimpleNamespace())}, "the pool is not prefork"),  # threads
         # AMQP (py-amqp): the channel has no kombu QoS; the broker keeps unacked messages
-        {"connection": SimpleNamespace(default_channel=SimpleNamespace(basic_qos=None))},
+        ({"connection": SimpleNamespace(default_channel=SimpleNamespace(basic_qos=None))},
+         "the broker is not Redis"),
     ],
 )
-def test_nothing_changes_without_a_loop_a_prefork_pool_or_redis(setup, change):
+def test_nothing_applies_without_a_loop_a_prefork_pool_or_redis(setup, change, why):
     consumer = SimpleNamespace(**{**vars(setup.consumer), **change})
 
-    assert not defer_unacked_bookkeeping(consumer)
+    assert unacked.applies(consumer) == (False, why)
     assert "append" not in vars(setup.channel.qos)
     assert isinstance(setup.channel.qos, RedisQoS)
+
+
+def test_a_prefork_pool_without_its_outbound_buffer_is_a_problem_named(setup):
+    consumer = SimpleNamespace(**{**vars(setup.consumer), "pool": SimpleNamespace(_pool=None)})
+
+    assert "outbound_buffer" in unacked.problem(consumer)
+
+
+def test_the_real_kombu_has_what_the_fast_path_relies_on(monkeypatch):
+    assert unacked.PATH.mismatch() is None
+    monkeypatch.delattr(RedisQoS, "pipe_or_acquire")
+    assert "pipe_or_acquire is gone" in unacked.PATH.mismatch()

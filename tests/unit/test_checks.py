@@ -147,3 +147,20 @@ def test_prod_refuses_a_weak_metrics_token_and_keeps_signup_off():
     on = _manage(["shell", "-c", "from django.conf import settings as s; print(s.SIGNUP_ENABLED)"],
                  **base, SIGNUP_ENABLED="true")
     assert on.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_a_celery_task_that_is_not_a_declared_job_is_an_error_naming_it():
+    from celery import shared_task
+
+    assert checks.check_tasks_are_jobs() == []
+
+    @shared_task(name="reports.unrecorded")
+    def unrecorded() -> None:
+        """A plain Celery task: it would run with no job row."""
+
+    try:
+        problems = checks.check_tasks_are_jobs()
+        assert ids(problems) == ["tasks.E007"]
+        assert "'reports.unrecorded'" in problems[0].msg
+    finally:
+        current_app.tasks.pop("reports.unrecorded")

@@ -2,7 +2,9 @@
 
 The event loop is kombu's real ``Hub``; the pool is a double that, like
 Celery's prefork ``AsynPool``, writes a job from its outbound buffer when the
-child's pipe polls writable.
+child's pipe polls writable. What the fast path relies on upstream is checked
+against the real Celery classes at the end, and on a real worker in
+``tests/integration/test_fastpath.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pytest
 from kombu.asynchronous import Hub
 from vine import promise
 
-from tasks.worker.bootstep import publish_events_after_pool_writes
+from tasks.fastpath import events
 
 TURNS = 3
 
@@ -72,7 +74,8 @@ def test_given_celerys_default_the_events_are_published_before_the_job_is_writte
 
 
 def test_the_job_is_written_to_the_pool_before_its_events_are_published(loop):
-    assert publish_events_after_pool_writes(loop.consumer)
+    assert events.problem(loop.consumer) is None
+    events.install(loop.consumer)
 
     loop.receive("job-1")
 
@@ -80,7 +83,8 @@ def test_the_job_is_written_to_the_pool_before_its_events_are_published(loop):
 
 
 def test_a_job_that_cannot_be_written_yet_holds_the_events_for_one_turn_only(loop):
-    assert publish_events_after_pool_writes(loop.consumer)
+    assert events.problem(loop.consumer) is None
+    events.install(loop.consumer)
 
     loop.receive("job-1", writable=False)  # e.g. -O fair with every child busy
 
@@ -89,7 +93,8 @@ def test_a_job_that_cannot_be_written_yet_holds_the_events_for_one_turn_only(loo
 
 
 def test_every_flush_is_held_at_most_one_turn(loop):
-    assert publish_events_after_pool_writes(loop.consumer)
+    assert events.problem(loop.consumer) is None
+    events.install(loop.consumer)
     loop.receive("job-1", writable=False)
     loop.run()
 
@@ -99,16 +104,23 @@ def test_every_flush_is_held_at_most_one_turn(loop):
 
 
 @pytest.mark.parametrize(
-    "change",
+    "change, why",
     [
-        {"hub": None},  # no event loop (solo pool)
-        {"pool": SimpleNamespace(_pool=SimpleNamespace())},  # threads: no outbound buffer
-        {"_flush_events_promise": None},  # a Celery that flushes some other way
+        ({"_flush_events_promise": None}, "_flush_events_promise"),  # Celery flushes otherwise
+        ({"pool": SimpleNamespace(_pool=SimpleNamespace())}, "outbound_buffer"),  # billiard changed
     ],
 )
-def test_nothing_changes_without_a_loop_a_prefork_pool_or_celerys_flush(loop, change):
+def test_a_consumer_unlike_the_assumed_one_is_a_problem_named(loop, change, why):
     consumer = SimpleNamespace(**{**vars(loop.consumer), **change})
-    before = consumer.event_dispatcher.on_send_buffered
+    if change.get("_flush_events_promise", 0) is None:
+        del consumer._flush_events_promise
 
-    assert not publish_events_after_pool_writes(consumer)
-    assert consumer.event_dispatcher.on_send_buffered is before
+    assert why in events.problem(consumer)
+
+
+def test_the_real_celery_has_what_the_fast_path_relies_on(monkeypatch):
+    from celery.worker.consumer.consumer import Consumer
+
+    assert events.PATH.mismatch() is None
+    monkeypatch.delattr(Consumer, "_flush_events")
+    assert "_flush_events is gone" in events.PATH.mismatch()

@@ -1,11 +1,12 @@
-"""Workers reuse one redis-py client per kombu channel (tasks/fastpath/broker_clients.py)."""
+"""Fast path ``redis-clients``: one redis-py client per kombu channel (tasks/fastpath/redis_clients.py)."""
 
 from __future__ import annotations
 
 import pytest
 from kombu import Connection
 
-from tasks.fastpath.broker_clients import reuse_redis_clients
+from tasks.fastpath import redis_clients
+from tasks.fastpath.registry import Fastpaths
 
 
 @pytest.fixture
@@ -13,8 +14,9 @@ def patched_kombu(monkeypatch):
     """The patch for this test only: the test process itself keeps kombu's behaviour."""
     from kombu.transport.redis import Channel
 
-    monkeypatch.setattr(Channel, "_create_client", Channel._create_client)
-    assert reuse_redis_clients()
+    create = Channel._create_client
+    monkeypatch.setattr(Channel, "_create_client", getattr(create, "__wrapped__", create))
+    redis_clients.patch()
 
 
 def test_a_channel_builds_one_client_and_a_new_one_for_a_new_pool(live_broker, patched_kombu):
@@ -38,5 +40,18 @@ def test_installing_twice_keeps_one_wrapper(patched_kombu):
     from kombu.transport.redis import Channel
 
     wrapper = Channel._create_client
-    assert reuse_redis_clients()
+    redis_clients.patch()
     assert Channel._create_client is wrapper
+
+
+def test_without_the_private_constructor_the_fast_path_falls_back_with_a_warning(monkeypatch,
+                                                                                    caplog):
+    from kombu.transport.redis import Channel
+
+    assert redis_clients.PATH.mismatch() is None
+    monkeypatch.delattr(Channel, "_create_client")
+    paths = Fastpaths(frozenset({redis_clients.PATH.name}))
+
+    assert not paths.settle(redis_clients.PATH)
+    assert paths.fallbacks() == {"redis-clients": "Channel._create_client is gone"}
+    assert "fast path redis-clients is off" in caplog.text

@@ -36,7 +36,7 @@ def remove_operators_group(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("tasks", "0005_drop_job_id_like_index"),
+        ("tasks", "0007_repeat_limit"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
