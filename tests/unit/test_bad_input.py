@@ -82,7 +82,7 @@ def test_bad_input_is_refused_at_the_call_site(nothing_enqueued, call, error, me
         ("0 25 * * *", "invalid"),
         ("* * * * * *", "expected 5 fields, got 6"),
         ("every day", "expected 5 fields"),
-        (None, "give a string"),
+        (12, "give a string"),
     ],
 )
 def test_bad_cron_is_refused(db, cron, message):
