@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 TEST_STAMP := $(VENV)/.test-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint format browser-deps
+.PHONY: run test bench lint format browser-deps lock audit
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -42,3 +42,13 @@ lint: $(TEST_STAMP)
 
 format: $(TEST_STAMP)
 	$(BIN)/ruff format .
+
+# Re-pin requirements*.txt from requirements*.in with hashes (pins already there are kept;
+# pip install then refuses any file whose hash differs). Needs the package index.
+lock: $(TEST_STAMP)
+	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links --strip-extras -o requirements.txt requirements.in
+	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links --strip-extras -o requirements-dev.txt requirements-dev.in
+
+# Known vulnerabilities in the pinned requirements (.ci/audit.py says when it cannot tell).
+audit: $(TEST_STAMP)
+	$(BIN)/python .ci/audit.py

@@ -6,6 +6,9 @@ import sys
 
 
 def main() -> None:
+    from settings import OWNER_ONLY_UMASK
+
+    os.umask(OWNER_ONLY_UMASK)  # owner-only var/ and logs/ from the first file on
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
     from django.core.management import execute_from_command_line
 

@@ -8,6 +8,7 @@ loopback only.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -65,8 +66,12 @@ class BundledRedis:
         return f"redis://{auth}127.0.0.1:{self.port}/{db}"
 
     def command(self) -> list[str]:
+        # A password goes in an owner-only config file (the first argument), not on the
+        # command line, where ``ps`` shows it to every user of the machine.
+        config = [str(self._auth_config())] if self.password else []
         args = [
             self.binary,
+            *config,
             "--bind", "127.0.0.1",
             "--port", str(self.port),
             "--dir", str(self.data_dir),
@@ -77,9 +82,15 @@ class BundledRedis:
             "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "server.log"),
         ]
-        if self.password:
-            args += ["--requirepass", self.password]
         return args
+
+    def _auth_config(self) -> Path:
+        path = self.data_dir / "auth.conf"
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(f"requirepass {self.password}\n")
+        return path
 
     def start(self, timeout_s: float = 10.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,11 @@ import os
 
 from celery import Celery
 
+from settings import OWNER_ONLY_UMASK
 from tasks.worker.bootstep import JobWorkerStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
+os.umask(OWNER_ONLY_UMASK)  # owner-only var/ and logs/ from the first file on
 
 # Revokes cancel the job on record first (tasks/integrations/revokes.py).
 app = Celery("intelgraph", control="tasks.integrations.revokes:JobControl")

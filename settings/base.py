@@ -25,6 +25,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the app server, DEBUG or not (dev serves them from the apps'
+    # folders, prod from collectstatic's hashed copies behind the proxy).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -42,8 +45,31 @@ AUTHENTICATION_BACKENDS = [
 ]
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+# Username *and* address: failures from one address never lock the account for others.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+
+# The client's address (lockouts, signup limits), by django-ipware through django-axes.
+# TRUSTED_PROXY_COUNT is the number of reverse proxies in front of Django, each adding
+# the address it saw to X-Forwarded-For. The client is then the entry that many places
+# from the right: entries further left are the client's to invent. With 0, the header
+# is ignored and REMOTE_ADDR is the client (behind a proxy everyone would share it).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_ORDER = "left-most"
+    # ipware counts the hops listed after the client; the last proxy is REMOTE_ADDR.
+    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT - 1
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+# Extra entries on the left (a client's own header, passed on) are allowed, not fatal.
+IPWARE_STRICT = False
+
+# /signup/ creates a user and sends a welcome email: limited per client address and per
+# email address (counts in Django's cache, so per web process unless CACHES is shared).
+SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=True)
+SIGNUP_LIMIT_PER_ADDRESS = (5, 3600)  # (signup posts, per seconds)
+SIGNUP_LIMIT_PER_EMAIL = (3, 86400)  # (valid signups naming one email, per seconds)
 
 ROOT_URLCONF = "intelgraph.urls"
 WSGI_APPLICATION = "intelgraph.wsgi.application"
@@ -51,7 +77,9 @@ WSGI_APPLICATION = "intelgraph.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # tasks' registration/ pages (login, password reset…, in the dashboard's look) must
+        # win over django.contrib.admin's, and admin sits first in INSTALLED_APPS.
+        "DIRS": [BASE_DIR / "tasks" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -72,8 +100,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
-LOGIN_REDIRECT_URL = "/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/queues/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")

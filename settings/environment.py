@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -27,6 +28,17 @@ def redis_url() -> str:
     db = env.int("REDIS_QUEUE_DB", default=1)
     auth = f":{quote(password, safe='')}@" if password else ""
     return f"redis://{auth}{host}:{port}/{db}"
+
+
+def web_bind() -> str:
+    """The address the web process listens on: this host only, unless ``WEB_BIND`` says."""
+    return env.str("WEB_BIND", default="127.0.0.1")
+
+
+def broker_configured() -> bool:
+    """Whether the operator named a broker (else ``make run`` finds or starts one)."""
+    return any(env.str(name, default="") for name in ("REDIS_URL", "REDIS_HOST",
+                                                     "CELERY_BROKER_URL"))
 
 
 def broker_url() -> str:
@@ -60,3 +72,71 @@ def database_config() -> dict:
     config.setdefault("CONN_MAX_AGE", 600)
     config.setdefault("CONN_HEALTH_CHECKS", True)
     return config
+
+
+#: Found in copied examples and tutorials (case-insensitive). Six letters or more, so a
+#: random 86-character key contains one by chance about once in a million.
+PLACEHOLDER_WORDS = ("change", "password", "passwd", "secret", "insecure", "placeholder",
+                     "example", "default", "dev-only", "qwerty")
+
+
+def weak_secret_reason(value: str, min_length: int, min_distinct: int) -> str | None:
+    """Why ``value`` is not a real secret, or None. 68 × "a" is long but has one character."""
+    if len(value) < min_length:
+        return f"{len(value)} characters, need {min_length}+"
+    distinct = len(set(value))
+    if distinct < min_distinct:
+        return f"only {distinct} distinct characters, need {min_distinct}+"
+    lowered = value.lower()
+    for word in PLACEHOLDER_WORDS:
+        if word in lowered:
+            return f"looks like a placeholder (contains {word!r})"
+    return None
+
+
+def strong_secret(name: str, min_length: int = 50, min_distinct: int = 10) -> str:
+    """A required secret, refused (naming the variable, not the value) when weak."""
+    value = env.str(name)
+    reason = weak_secret_reason(value, min_length, min_distinct)
+    if reason:
+        raise ImproperlyConfigured(f"{name} is too weak: {reason}. Generate one with: "
+                                   "python -c 'import secrets; print(secrets.token_urlsafe(64))'")
+    return value
+
+
+def optional_strong_secret(name: str, min_length: int = 32, min_distinct: int = 10) -> str:
+    """Like ``strong_secret``, but empty means "not used" (e.g. no metrics token)."""
+    return strong_secret(name, min_length, min_distinct) if env.str(name, default="") else ""
+
+
+def basic_auth_problem(value: str) -> str | None:
+    """Why a ``user:password[,user:password]`` list must not guard Flower, or None.
+
+    Flower stores an empty value as one empty credential, which a header such as
+    ``Authorization: Basic !`` matches: an empty value is refused, not "no auth".
+    """
+    if not value.strip():
+        return "it is empty (Flower would then let anyone in)"
+    for entry in value.split(","):
+        user, colon, password = entry.partition(":")
+        if not colon or not user.strip() or not password:
+            return f"entry for {user.strip()!r} is not user:password"
+        reason = weak_secret_reason(password, min_length=12, min_distinct=6)
+        if reason or password.lower() == user.lower():
+            return f"the password of {user!r} is weak ({reason or 'same as the user name'})"
+    return None
+
+
+def flower_basic_auth_given() -> str:
+    """``FLOWER_BASIC_AUTH`` as set ("" when unset)."""
+    return env.str("FLOWER_BASIC_AUTH", default="")
+
+
+def flower_basic_auth() -> list[str]:
+    """``FLOWER_BASIC_AUTH`` as Flower's list of credentials; exits when missing or weak."""
+    value = flower_basic_auth_given()
+    problem = basic_auth_problem(value)
+    if problem:
+        raise SystemExit(f"Flower refuses to start: FLOWER_BASIC_AUTH {problem}. "
+                         "Set user:password with a generated password (make run makes one).")
+    return value.split(",")

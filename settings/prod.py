@@ -1,13 +1,11 @@
 """Production: secrets from the environment only, HTTPS behind a proxy."""
 
-from django.core.exceptions import ImproperlyConfigured
-
 from settings.base import *  # noqa: F403
-from settings.environment import env
+from settings.environment import env, optional_strong_secret, strong_secret
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY")  # no default: refuse to start without it
-if len(SECRET_KEY) < 50 or SECRET_KEY.startswith(("dev-", "change-me", "django-insecure")):
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY is a placeholder or too short (need 50+ chars)")
+# No default, and refused when weak: 50+ characters, 10+ distinct, no placeholder word.
+SECRET_KEY = strong_secret("DJANGO_SECRET_KEY")
+METRICS_TOKEN = optional_strong_secret("METRICS_TOKEN")  # empty: sessions only
 DEBUG = False
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 
@@ -21,14 +19,10 @@ CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 JOB_STRICT_BROKER_CHECKS = True
+# Anyone may create an account through /signup/ only if the operator says so.
+SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=False)
 
-# Static files from the app server behind the proxy (WhiteNoise), hashed and cached.
-_security = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware")  # noqa: F405
-MIDDLEWARE = [
-    *MIDDLEWARE[: _security + 1],  # noqa: F405
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    *MIDDLEWARE[_security + 1 :],  # noqa: F405
-]
+# Static files (WhiteNoise, settings/base.py) from collectstatic's hashed copies, cached.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

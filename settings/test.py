@@ -10,6 +10,8 @@ from settings.environment import database_config, env
 SECRET_KEY = "test-only-key-not-secret-at-all-000000000000000000000"
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+WHITENOISE_USE_FINDERS = True  # as in dev: no collectstatic before a test run
+WHITENOISE_AUTOREFRESH = True
 
 # Tests never talk to a user's Redis: tests/broker_plugin.py starts a private server
 # and sets TEST_BROKER_URL; outside pytest this refused address is the default.

@@ -8,6 +8,7 @@ from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from tasks.forms import ScheduleForm
+from tasks.jobs import permissions
 from tasks.jobs.errors import JobStateError
 from tasks.models import Dataset, Job, JobLog, Notification, QueueStats, Report
 from tasks.operate import actions
@@ -36,6 +37,17 @@ class JobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        """Never delete rows directly: that skips the state guard of "Remove" (an active
+        job's row would vanish under its worker); the remove action is the way."""
+        return False
+
+    def has_operate_permission(self, request) -> bool:
+        return request.user.has_perm(permissions.OPERATE)
+
+    def has_remove_permission(self, request) -> bool:
+        return request.user.has_perm(permissions.REMOVE)
+
     def _apply(self, request, queryset, action, verb: str) -> None:
         changed = 0
         by = request.user.get_username()
@@ -47,15 +59,15 @@ class JobAdmin(admin.ModelAdmin):
                 pass
         self.message_user(request, f"{changed} job(s) {verb}.", messages.SUCCESS)
 
-    @admin.action(description="Retry selected failed/cancelled jobs", permissions=["change"])
+    @admin.action(description="Retry selected failed/cancelled jobs", permissions=["operate"])
     def retry_jobs(self, request, queryset) -> None:
         self._apply(request, queryset, actions.retry_job, "retried")
 
-    @admin.action(description="Cancel selected jobs", permissions=["change"])
+    @admin.action(description="Cancel selected jobs", permissions=["operate"])
     def cancel_jobs(self, request, queryset) -> None:
         self._apply(request, queryset, actions.cancel_job, "cancelled or asked to stop")
 
-    @admin.action(description="Remove selected jobs (not active ones)", permissions=["delete"])
+    @admin.action(description="Remove selected jobs (not active ones)", permissions=["remove"])
     def remove_jobs(self, request, queryset) -> None:
         self._apply(request, queryset, actions.remove_job, "removed")
 

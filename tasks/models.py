@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from tasks.jobs.config import JobPriority, QueueName
+from tasks.jobs.permissions import CUSTOM as JOB_PERMISSIONS
 from tasks.jobs.states import JobState
 
 
@@ -103,6 +104,7 @@ class Job(models.Model):
     objects = JobQuerySet.as_manager()
 
     class Meta:
+        permissions = JOB_PERMISSIONS  # checked per door (tasks/jobs/permissions.py)
         # Every run moves a job waiting -> active -> completed, and an index
         # keyed on ``state`` rewrites an entry at both steps. With five such
         # indexes a claim plus completion cost 360 µs of CPU on SQLite (137 µs

@@ -1,8 +1,10 @@
 from django.urls import path
+from django.views.generic import RedirectView
 
 from tasks import views
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="dashboard:overview"), name="home"),
     path("signup/", views.signup, name="signup"),
     path("api/jobs", views.create_job, name="api-create-job"),
     path("api/jobs/<path:job_id>", views.job_detail, name="api-job-detail"),

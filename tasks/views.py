@@ -1,42 +1,68 @@
-"""Signup (triggers the welcome email) and the JSON job API."""
+"""Signup (triggers the welcome email), password reset links, and the JSON job API."""
 
 from __future__ import annotations
 
 import json
 from functools import wraps
+from urllib.parse import urlsplit
 
+from axes.helpers import get_client_ip_address
+from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from tasks.enqueue.api import add_job
 from tasks.forms import SignupForm
+from tasks.jobs import permissions
 from tasks.jobs.errors import JobInputError
 from tasks.models import Job
+from tasks.operate import throttle
 from tasks.processors.email import send_welcome_email
 
 JOB_OPTIONS = ("priority", "delay", "attempts", "backoff", "job_id")
 
 
-def staff_json(view):
-    """Staff session required; JSON 401/403 instead of a login redirect."""
+def api_permission(permission: str):
+    """A session holding ``permission``; JSON 401/403 instead of a login redirect."""
 
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return JsonResponse({"error": "authentication required"}, status=401)
-        if not request.user.is_staff:
-            return JsonResponse({"error": "staff only"}, status=403)
-        return view(request, *args, **kwargs)
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return JsonResponse({"error": "authentication required"}, status=401)
+            if not request.user.has_perm(permission):
+                return JsonResponse({"error": f"needs the {permission!r} permission"},
+                                    status=403)
+            return view(request, *args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorator
+
+
+def _too_many(request: HttpRequest, form: SignupForm, what: str) -> HttpResponse:
+    form.add_error(None, f"Too many signups {what}; try again later.")
+    return render(request, "tasks/signup.html", {"form": form}, status=429)
 
 
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
+    """Limited per client address and per email (settings ``SIGNUP_LIMIT_*``); off unless
+    ``SIGNUP_ENABLED`` (production default: off)."""
+    if not settings.SIGNUP_ENABLED:
+        raise Http404("signup is turned off")
     form = SignupForm(request.POST or None)
+    if request.method == "POST":
+        address = get_client_ip_address(request) or "unknown"
+        if not throttle.allow("signup-address", address, *settings.SIGNUP_LIMIT_PER_ADDRESS):
+            return _too_many(request, form, "from your address")
     if request.method == "POST" and form.is_valid():
+        email = form.cleaned_data["email"].strip().lower()
+        if not throttle.allow("signup-email", email, *settings.SIGNUP_LIMIT_PER_EMAIL):
+            return _too_many(request, form, "for this email address")
         with transaction.atomic():
             user = form.save()
             # Recorded in this transaction; published only if it commits.
@@ -45,8 +71,22 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(request, "tasks/signup.html", {"form": form}, status=400 if form.errors else 200)
 
 
+class PasswordResetView(auth_views.PasswordResetView):
+    """Reset links are built from ``SITE_URL``, never from the Host header a caller sent."""
+
+    def form_valid(self, form):
+        site = urlsplit(settings.SITE_URL)
+        form.save(domain_override=site.netloc, use_https=site.scheme == "https",
+                  token_generator=self.token_generator, from_email=self.from_email,
+                  email_template_name=self.email_template_name,
+                  subject_template_name=self.subject_template_name, request=self.request,
+                  html_email_template_name=self.html_email_template_name,
+                  extra_email_context=self.extra_email_context)
+        return HttpResponseRedirect(self.get_success_url())
+
+
 @require_POST
-@staff_json
+@api_permission(permissions.ENQUEUE)
 def create_job(request: HttpRequest) -> JsonResponse:
     """``POST /api/jobs`` ``{"queue", "name", "data", "options": {...}}`` → 201 ``{"id"}``."""
     try:
@@ -70,7 +110,7 @@ def create_job(request: HttpRequest) -> JsonResponse:
 
 
 @require_GET
-@staff_json
+@api_permission(permissions.VIEW)
 def job_detail(request: HttpRequest, job_id: str) -> JsonResponse:
     job = Job.objects.filter(pk=job_id).first()
     if job is None:

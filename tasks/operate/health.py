@@ -1,8 +1,10 @@
 """The service's health: broker, database, consumers per queue, promoter, waiting ages.
 
-``GET /queues/health`` serves ``report()``. It reveals no job data, and it
-answers within about a second even when the broker hangs: the broker probe
-runs in a daemon thread with short socket timeouts and a hard deadline.
+``GET /queues/health`` serves ``cached_report()``: anyone sees the status and
+the queue names (``public()``), the details (host names, error texts) need a
+permission or the metrics token. It answers within about a second even when
+the broker hangs (the probe runs in a daemon thread with a hard deadline), and
+a report is reused for ``CACHE_S`` so a burst of probes opens one connection.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from celery import current_app
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 from kombu import Connection
 
 from tasks import fastpath
 from tasks.fastpath.registry import FALLBACK
-from tasks.jobs.config import QueueName
+from tasks.jobs.config import QUEUE_NAMES, QueueName
 from tasks.operate.counts import age_seconds, oldest_waiting
 from tasks.upkeep import promoter
 from tasks.upkeep.schedules import overdue_schedules
@@ -29,6 +32,10 @@ from tasks.worker import presence
 BROKER_TIMEOUT_S = 0.5
 #: The promoter renews its lease several times a second; silence this long means it is down.
 PROMOTER_STALE_AFTER_S = 30.0
+#: A report is reused this long (seconds): a load balancer probing every few hundred
+#: milliseconds from several hosts costs one broker connection and ~15 queries per period.
+CACHE_S = 1.5
+CACHE_KEY = "intelgraph:health-report"
 
 
 @dataclass
@@ -151,3 +158,18 @@ def report(now: datetime | None = None, broker_url: str | None = None) -> Report
             result.problems.append(f"no worker consumes queue {name}")
     result.body["queues"] = queues
     return result
+
+
+def cached_report() -> tuple[bool, dict]:
+    """``(healthy, full body)``, computed at most once per ``CACHE_S`` per cache."""
+    found = cache.get(CACHE_KEY)
+    if found is None:
+        fresh = report()
+        found = (fresh.healthy, fresh.as_json())
+        cache.set(CACHE_KEY, found, CACHE_S)
+    return found
+
+
+def public(body: dict) -> dict:
+    """What an anonymous caller may see: no host names, no error texts."""
+    return {"status": body["status"], "queues": list(QUEUE_NAMES)}

@@ -20,13 +20,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.utils import timezone
 
+from tasks.jobs import permissions
 from tasks.models import Job
 from tasks.queues import QueueName, add_job
-from tests.integration.helpers import wait_state, worker_stopped
+from tests.integration.helpers import staff_user, wait_state, worker_stopped
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -85,7 +85,7 @@ def test_operator_retries_a_failed_job_and_sees_why_another_waits(service, live_
                                                                    browser_page):
     page = browser_page
     expect = sync_api.expect
-    User.objects.create_user("ops", "ops@example.com", "pw-12345678", is_staff=True)
+    staff_user("ops", permissions.VIEW, permissions.OPERATE, permissions.REMOVE)
     failed = add_job(QueueName.DATA_PROCESSING, "fails-first-runs", {"key": "browser"},
                      attempts=1)
     wait_state(failed, "failed")

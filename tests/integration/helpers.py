@@ -6,6 +6,8 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.contrib.auth.models import Permission, User
+
 from intelgraph.celery import app as celery_app
 from tasks.models import Job
 from tests.processes import ServiceProcess, wait_for
@@ -23,6 +25,17 @@ def wait_state(job_id: str, state: str, timeout: float = 30.0) -> Job:
         raise AssertionError(
             f"job {job_id} is {job and job.state}, not {state}; errors: {job and job.errors}"
         ) from None
+
+
+def staff_user(username: str = "ops", *permissions: str) -> User:
+    """A staff user holding ``permissions`` ("tasks.view_job" …), and nothing else."""
+    user = User.objects.create_user(username, f"{username}@example.com", "pw-12345678",
+                                    is_staff=True)
+    for name in permissions:
+        app_label, codename = name.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label,
+                                                         codename=codename))
+    return User.objects.get(pk=user.pk)  # a fresh object: no cached permissions
 
 
 def queue_length(queue: str) -> int:

@@ -9,12 +9,13 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.utils import timezone
 
+from tasks.jobs import permissions
 from tasks.models import Job
 from tasks.operate import counts
 from tasks.operate.dashboard import diagnosis
 from tasks.queues import QueueName, add_job
 from tasks.worker import presence
-from tests.integration.helpers import wait_state
+from tests.integration.helpers import staff_user, wait_state
 from tests.processes import wait_for
 
 
@@ -27,8 +28,7 @@ def _fresh_cache():
 
 @pytest.fixture
 def staff_client(client):
-    client.force_login(User.objects.create_user("ops", "ops@example.com", "pw-12345678",
-                                                is_staff=True))
+    client.force_login(staff_user("ops", permissions.VIEW, permissions.OPERATE, permissions.REMOVE))
     return client
 
 
@@ -43,12 +43,15 @@ def make_jobs(queue: str, state: str, n: int, prefix: str, start=None, name: str
     ])
 
 
-def test_pages_need_a_staff_login_but_health_does_not(db, client):
+def test_pages_need_a_login_and_the_view_permission_but_health_does_not(db, client, settings):
     for url in ("/queues/", "/queues/counts.json", "/queues/email/failed/", "/queues/jobs/x"):
         response = client.get(url)
-        assert response.status_code == 302 and "/admin/login/" in response["Location"], url
+        assert response.status_code == 302, url
+        assert response["Location"] == f"{settings.LOGIN_URL}?next={url}", url
     client.force_login(User.objects.create_user("plain", "p@example.com", "pw-12345678"))
-    assert client.get("/queues/").status_code == 302
+    assert client.get("/queues/").status_code == 403
+    client.force_login(staff_user("staff-only"))
+    assert client.get("/queues/").status_code == 403
     assert client.get("/queues/health").status_code in (200, 503)  # no login asked
 
 

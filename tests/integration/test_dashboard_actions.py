@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
+from tasks.jobs import permissions
 from tasks.models import Job, JobLog
 from tasks.queues import QueueName, add_job
 from tasks.worker import presence
-from tests.integration.helpers import wait_state
+from tests.integration.helpers import staff_user, wait_state
 from tests.processes import wait_for
 from tests.testapp.models import Execution
 
@@ -27,7 +27,7 @@ def _fresh_cache():
 
 @pytest.fixture
 def ops():
-    return User.objects.create_user("ops", "ops@example.com", "pw-12345678", is_staff=True)
+    return staff_user("ops", permissions.VIEW, permissions.OPERATE, permissions.REMOVE)
 
 
 @pytest.fixture

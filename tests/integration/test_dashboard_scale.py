@@ -15,12 +15,13 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
+from tasks.jobs import permissions
 from tasks.models import Job
+from tests.integration.helpers import staff_user
 
 ROWS = int(os.environ.get("DASHBOARD_SCALE_ROWS", "5000"))
 #: A page may take this long cold, at any scale we measure (seconds).
@@ -79,8 +80,7 @@ def test_pages_stay_fast_with_many_rows(db, client):
     started = time.perf_counter()
     load(ROWS)
     loaded_s = time.perf_counter() - started
-    client.force_login(User.objects.create_user("ops", "o@example.com", "pw-12345678",
-                                                is_staff=True))
+    client.force_login(staff_user("ops", permissions.VIEW))
     waiting = Job.objects.filter(queue="email", state="waiting").order_by("-created_at").first()
     failed = Job.objects.filter(queue="email", state="failed").order_by("created_at").first()
     deep = f"{failed.created_at.isoformat()}|{failed.pk}"

@@ -1,4 +1,9 @@
-"""``GET /queues/health``: 200 with the real service, 503 with no worker or no broker."""
+"""``GET /queues/health``: 200 with the real service, 503 with no worker or no broker.
+
+Details need the metrics token or ``view_job``; anyone else sees the status and
+the queue names. Reports are cached for ``health.CACHE_S``: tests that change
+the service clear the cache before asking again.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from django.core.cache import cache
 
 from intelgraph.celery import app as celery_app
+from tasks.jobs import permissions
 from tasks.operate import health
-from tests.integration.helpers import worker_stopped
+from tests.integration.helpers import staff_user, worker_stopped
 from tests.processes import wait_for
 
-QUEUES = {"email", "notifications", "data-processing", "analytics"}
+QUEUES_IN_ORDER = ("email", "notifications", "data-processing", "analytics")
+QUEUES = set(QUEUES_IN_ORDER)
+TOKEN = "health-test-token-0123456789"
+BEARER = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(autouse=True)
+def _token_and_fresh_cache(settings):
+    settings.METRICS_TOKEN = TOKEN
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @contextmanager
@@ -37,7 +55,8 @@ def _closed_port() -> str:
 
 
 def _healthy(client) -> dict | None:
-    response = client.get("/queues/health")
+    cache.clear()  # each try is a fresh report
+    response = client.get("/queues/health", **BEARER)
     return response.json() if response.status_code == 200 else None
 
 
@@ -58,7 +77,8 @@ def test_healthy_service_answers_200(service, client):
 def test_no_worker_answers_503_naming_each_queue(service, client):
     wait_for(lambda: _healthy(client), 15, message="a healthy start")
     with worker_stopped(service["worker"]):
-        response = client.get("/queues/health")
+        cache.clear()
+        response = client.get("/queues/health", **BEARER)
         assert response.status_code == 503
         body = response.json()
         assert body["status"] == "fail"
@@ -72,7 +92,7 @@ def test_broker_down_answers_503_within_a_second(service, client, monkeypatch, d
         url = hung if dead == "hung" else _closed_port()
         monkeypatch.setitem(celery_app.conf, "broker_url", url)
         started = time.monotonic()
-        response = client.get("/queues/health")
+        response = client.get("/queues/health", **BEARER)
         elapsed = time.monotonic() - started
     assert response.status_code == 503
     assert elapsed < 1.0, f"health took {elapsed:.2f}s with a {dead} broker"
@@ -100,7 +120,8 @@ def test_a_worker_that_vanished_is_a_warning_until_forgotten(service, client, se
     WorkerHeartbeat.objects.create(hostname="retired@host-c", queues=["email"],
                                    started_at=long_ago, last_seen=long_ago)
 
-    response = client.get("/queues/health")
+    cache.clear()
+    response = client.get("/queues/health", **BEARER)
     assert response.status_code == 200  # jobs still flow: the shared worker consumes every queue
     body = response.json()
     assert body["status"] == "degraded" and body["problems"] == []
@@ -111,10 +132,12 @@ def test_a_worker_that_vanished_is_a_warning_until_forgotten(service, client, se
     assert any("lost@host-b stopped sending heartbeats" in w for w in body["warnings"])
 
     # The dashboard and /metrics show the same.
-    from django.contrib.auth.models import User
     from prometheus_client.parser import text_string_to_metric_families
 
-    client.force_login(User.objects.create_user("ops", "o@example.com", "pw-12345678", is_staff=True))
+    from tasks.jobs import permissions
+    from tests.integration.helpers import staff_user
+
+    client.force_login(staff_user("ops", permissions.VIEW))
     overview = {q["name"]: q for q in client.get("/queues/counts.json").json()["queues"]}
     assert overview["data-processing"]["missing_consumers"] == ["lost@host-b"]
     assert overview["email"]["missing_consumers"] == []
@@ -127,3 +150,54 @@ def test_a_worker_that_vanished_is_a_warning_until_forgotten(service, client, se
     enforce_retention()
     assert not WorkerHeartbeat.objects.filter(hostname="retired@host-c").exists()
     assert WorkerHeartbeat.objects.filter(hostname="lost@host-b").exists()
+
+
+def test_anonymous_callers_see_the_status_and_queue_names_only(service, client):
+    wait_for(lambda: _healthy(client), 15, message="a healthy start")
+    response = client.get("/queues/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "queues": list(QUEUES_IN_ORDER)}
+    client.force_login(staff_user("staff-only"))
+    assert set(client.get("/queues/health").json()) == {"status", "queues"}
+    client.force_login(staff_user("viewer", permissions.VIEW))
+    details = client.get("/queues/health").json()
+    assert details["broker"]["reachable"] and "shared@" in str(details["queues"])
+
+
+def test_a_failing_service_tells_anonymous_callers_no_addresses_or_errors(service, client,
+                                                                          monkeypatch):
+    url = _closed_port()
+    monkeypatch.setitem(celery_app.conf, "broker_url", url)
+    response = client.get("/queues/health")
+    assert response.status_code == 503
+    assert response.json() == {"status": "fail", "queues": list(QUEUES_IN_ORDER)}
+    detailed = client.get("/queues/health", **BEARER)  # the same cached report, in full
+    assert detailed.status_code == 503
+    assert any(p.startswith("broker unreachable") for p in detailed.json()["problems"])
+
+
+def test_repeated_requests_share_one_report_and_one_broker_probe(service, client, monkeypatch):
+    probes = []
+    real_probe = health.broker_status
+
+    def counted(*args, **kwargs):
+        probes.append(time.monotonic())
+        return real_probe(*args, **kwargs)
+
+    monkeypatch.setattr(health, "broker_status", counted)
+    started = time.monotonic()
+    statuses = [client.get("/queues/health").status_code for _ in range(20)]
+    elapsed = time.monotonic() - started
+    assert len(set(statuses)) == 1
+    # 20 requests within the cache period: one probe (two if the period ran out midway).
+    assert len(probes) <= (1 if elapsed < health.CACHE_S else 2), (len(probes), elapsed)
+    time.sleep(health.CACHE_S + 0.1)
+    client.get("/queues/health")
+    assert len(probes) >= 2  # a stale report is not served for ever
+    assert health.CACHE_S <= 2.0
+
+
+def test_a_non_ascii_bearer_token_is_refused_not_a_crash(db, client):
+    assert client.get("/queues/health", HTTP_AUTHORIZATION="Bearer \u00e9t\u00e9").status_code \
+        in (200, 503)
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer \u00e9t\u00e9").status_code == 401

@@ -11,10 +11,11 @@ from django.test import override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from tasks.jobs import permissions
 from tasks.models import Job
 from tasks.queues import QueueName, add_job
 from tasks.worker import presence
-from tests.integration.helpers import wait_state
+from tests.integration.helpers import staff_user, wait_state
 from tests.processes import wait_for
 
 
@@ -52,19 +53,20 @@ def _rows(now) -> None:
 
 
 @override_settings(METRICS_TOKEN="s3cret-token")
-def test_metrics_need_staff_or_the_token(db, client):
+def test_metrics_need_the_view_permission_or_the_token(db, client):
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     ok = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token")
     assert ok.status_code == 200 and ok["Content-Type"].startswith("text/plain; version=")
     client.force_login(User.objects.create_user("plain", "p@example.com", "pw-12345678"))
     assert client.get("/metrics").status_code == 401
-    client.force_login(User.objects.create_user("ops", "o@example.com", "pw-12345678",
-                                                is_staff=True))
+    client.force_login(staff_user("staff-only"))
+    assert client.get("/metrics").status_code == 401
+    client.force_login(staff_user("ops", permissions.VIEW))
     assert client.get("/metrics").status_code == 200
 
 
-def test_no_token_configured_means_staff_only(db, client):
+def test_no_token_configured_means_sessions_only(db, client):
     with override_settings(METRICS_TOKEN=""):
         assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
 
@@ -93,8 +95,7 @@ def test_metrics_report_states_depth_age_durations_failures_retries(db, client):
 
 
 def test_metrics_follow_a_real_job(service, client):
-    client.force_login(User.objects.create_user("ops", "o@example.com", "pw-12345678",
-                                                is_staff=True))
+    client.force_login(staff_user("ops", permissions.VIEW))
     job_id = add_job(QueueName.DATA_PROCESSING, "flaky", {"key": "m", "fail_times": 1},
                      backoff={"type": "fixed", "delay": 100})
     wait_state(job_id, "completed")

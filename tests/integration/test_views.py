@@ -6,15 +6,23 @@ import json
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 
+from tasks.jobs import permissions
 from tasks.models import Job
-from tests.integration.helpers import queue_length, wait_state
+from tests.integration.helpers import queue_length, staff_user, wait_state
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()  # signup limits count in the cache
+    yield
+    cache.clear()
 
 
 @pytest.fixture
 def staff_client(client):
-    staff = User.objects.create_user("ops", "ops@example.com", "pw-12345678", is_staff=True)
-    client.force_login(staff)
+    client.force_login(staff_user("ops", permissions.ENQUEUE, permissions.VIEW))
     return client
 
 
@@ -81,11 +89,13 @@ def test_api_rejects_a_body_that_is_not_json(db, staff_client):
     assert response.status_code == 400 and "not JSON" in response.json()["error"]
 
 
-def test_api_requires_staff(db, client):
+def test_api_requires_a_login_and_its_permission(db, client):
     assert _post(client, {"queue": "email"}).status_code == 401
     assert client.get("/api/jobs/x").status_code == 401
     user = User.objects.create_user("plain", "p@example.com", "pw-12345678")
     client.force_login(user)
+    assert _post(client, {"queue": "email"}).status_code == 403
+    client.force_login(staff_user("staff-only"))
     assert _post(client, {"queue": "email"}).status_code == 403
 
 
@@ -97,5 +107,5 @@ def test_api_enforces_csrf_for_session_clients(db):
     from django.test import Client
 
     client = Client(enforce_csrf_checks=True)
-    client.force_login(User.objects.create_user("s", "s@example.com", "pw-12345678", is_staff=True))
+    client.force_login(staff_user("s", permissions.ENQUEUE))
     assert _post(client, {"queue": "email", "name": "send-welcome-email"}).status_code == 403

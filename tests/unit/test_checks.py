@@ -116,7 +116,12 @@ def test_check_deploy_passes_with_prod_settings_and_the_documented_environment()
 
 @pytest.mark.parametrize("secret, message", [
     (None, "DJANGO_SECRET_KEY"),
-    ("change-me", "placeholder or too short"),
+    ("change-me", "DJANGO_SECRET_KEY is too weak: 9 characters, need 50+"),
+    ("a" * 68, "DJANGO_SECRET_KEY is too weak: only 1 distinct characters"),
+    ("ab" * 40, "only 2 distinct characters"),
+    ("django-insecure-" + secrets.token_urlsafe(48), "placeholder (contains 'insecure')"),
+    ("change-me-" + secrets.token_urlsafe(48), "placeholder (contains 'change')"),
+    ("your-Secret-key-goes-here-" + secrets.token_urlsafe(40), "placeholder"),
 ])
 def test_prod_refuses_to_start_without_a_real_secret(secret, message):
     env = {"DJANGO_SETTINGS_MODULE": "settings.prod", "ALLOWED_HOSTS": "jobs.example.com"}
@@ -125,6 +130,23 @@ def test_prod_refuses_to_start_without_a_real_secret(secret, message):
     result = _manage(["check"], **env)
     assert result.returncode != 0
     assert message in result.stderr
+    if secret:
+        assert secret not in result.stderr  # the error names the variable, not its value
+
+
+def test_prod_refuses_a_weak_metrics_token_and_keeps_signup_off():
+    base = {"DJANGO_SETTINGS_MODULE": "settings.prod", "ALLOWED_HOSTS": "jobs.example.com",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(64)}
+    weak = _manage(["check"], **base, METRICS_TOKEN="metrics")
+    assert weak.returncode != 0 and "METRICS_TOKEN is too weak" in weak.stderr
+    shown = _manage(["shell", "-c", "from django.conf import settings as s; "
+                     "print(s.SIGNUP_ENABLED, bool(s.METRICS_TOKEN))"],
+                    **base, METRICS_TOKEN=secrets.token_urlsafe(32))
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip().splitlines()[-1] == "False True"
+    on = _manage(["shell", "-c", "from django.conf import settings as s; print(s.SIGNUP_ENABLED)"],
+                 **base, SIGNUP_ENABLED="true")
+    assert on.stdout.strip().splitlines()[-1] == "True"
 
 
 def test_a_celery_task_that_is_not_a_declared_job_is_an_error_naming_it():

@@ -34,7 +34,7 @@ UNIT_EXTRAS = {"intelgraph-migrate.service"}
 #: Variables read by the Redis and PostgreSQL images, not by this service.
 IMAGE_VARIABLES = {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD", "REDISCLI_AUTH"}
 #: Options whose values must match the Procfile's exactly.
-SAME_VALUE = ("-A", "-Q", "-n", "-S", "--port", "--pidfile", "--persistent", "--db")
+SAME_VALUE = ("-A", "-Q", "-n", "-S", "--port", "--pidfile", "--persistent", "--db", "--conf")
 HOST_ENV = "/etc/intelgraph/intelgraph.env"
 FORCED_ENV = "/opt/intelgraph/deploy/systemd/production.env"
 
@@ -136,6 +136,28 @@ def test_deployed_commands_match_the_procfile(name):
                 assert got[option] == want[option], (where, option)
         for variable in _VAR.findall(procfile()[name]):
             assert variable in " ".join(args), (where, variable)
+
+
+def test_web_listens_on_loopback_unless_web_bind_says_otherwise():
+    assert "runserver ${WEB_BIND:-127.0.0.1}:4000" in procfile()["web"]
+    web = unit("intelgraph-web.service")
+    assert options(unit_command("intelgraph-web.service"))["--bind"] == "${WEB_BIND}:4000"
+    # Defaults the host file may override: loopback, behind one reverse proxy.
+    assert web["Environment"] == ["WEB_BIND=127.0.0.1", "TRUSTED_PROXY_COUNT=1"]
+    # In a container 0.0.0.0 is the container's own interface; the host publishes it
+    # on 127.0.0.1 only (test_published_ports_are_for_the_reverse_proxy_only).
+    assert options(argv(compose()["services"]["web"]["command"]))["--bind"] == "0.0.0.0:4000"
+
+
+def test_flower_credentials_never_on_a_command_line():
+    """``ps`` shows command lines to every user: Flower reads its credentials from its
+    environment through intelgraph/flowerconfig.py, which refuses empty or weak ones."""
+    commands = {"Procfile": argv(procfile()["flower"]),
+                "compose": argv(compose()["services"]["flower"]["command"]),
+                "systemd": unit_command("intelgraph-flower.service")}
+    for where, args in commands.items():
+        assert not [a for a in args if "basic" in a.lower() or "FLOWER_" in a], where
+        assert options(args)["--conf"] == "intelgraph/flowerconfig.py", where
 
 
 def test_systemd_specifiers_are_escaped():

@@ -1,4 +1,5 @@
-"""``GET /queues/health`` (open, no job data) and ``GET /metrics`` (staff or token)."""
+"""``GET /queues/health`` (status for anyone, details with a permission or the token) and
+``GET /metrics`` (permission or token)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from tasks.jobs import permissions
 from tasks.operate import health as health_checks
 from tasks.operate import metrics as job_metrics
 
@@ -17,9 +19,11 @@ from tasks.operate import metrics as job_metrics
 @never_cache
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
-    """200 when broker and database answer, every queue is consumed and the promoter ticks."""
-    report = health_checks.report()
-    return JsonResponse(report.as_json(), status=200 if report.healthy else 503)
+    """200 (ok or degraded) or 503 (fail); details for ``view_job`` or the metrics token."""
+    healthy, body = health_checks.cached_report()
+    if not (_token_ok(request) or request.user.has_perm(permissions.VIEW)):
+        body = health_checks.public(body)
+    return JsonResponse(body, status=200 if healthy else 503)
 
 
 def _token_ok(request: HttpRequest) -> bool:
@@ -28,17 +32,19 @@ def _token_ok(request: HttpRequest) -> bool:
         return False
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), expected)
+    # Bytes: compare_digest refuses non-ASCII str, and a header is the caller's to choose.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
 
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text format; ``Authorization: Bearer $METRICS_TOKEN`` or a staff session."""
-    user = request.user
-    if not (_token_ok(request) or (user.is_authenticated and user.is_staff)):
-        response = HttpResponse("metrics need a staff session or Authorization: Bearer "
-                                "<METRICS_TOKEN>\n", status=401, content_type="text/plain")
+    """Prometheus text; ``Authorization: Bearer $METRICS_TOKEN`` or a session with ``view_job``."""
+    if not (_token_ok(request) or request.user.has_perm(permissions.VIEW)):
+        response = HttpResponse(f"metrics need a session with the {permissions.VIEW} permission "
+                                "or Authorization: Bearer <METRICS_TOKEN>\n", status=401,
+                                content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(job_metrics.render(), content_type=CONTENT_TYPE_LATEST)

@@ -10,16 +10,17 @@ from __future__ import annotations
 import logging
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
+from tasks.jobs import permissions
 from tasks.jobs.config import QueueName
 from tasks.jobs.errors import JobNotFoundError, JobStateError
 from tasks.models import JobState
 from tasks.operate import actions, counts
+from tasks.operate.dashboard.access import check, permission_required
 from tasks.operate.dashboard.forms import CleanForm
 from tasks.operate.dashboard.views import _job_or_404, _queue_or_404, job_context, page
 from tasks.upkeep import retention
@@ -27,7 +28,9 @@ from tasks.worker import presence
 
 audit = logging.getLogger("tasks.audit")
 
-JOB_ACTIONS = ("retry", "promote", "cancel", "remove")
+#: Each job action and the permission it needs (seeing the page needs ``view_job``).
+JOB_ACTIONS = {"retry": permissions.OPERATE, "promote": permissions.OPERATE,
+               "cancel": permissions.OPERATE, "remove": permissions.REMOVE}
 
 
 def _back(request: HttpRequest, default: str) -> HttpResponseRedirect:
@@ -37,7 +40,7 @@ def _back(request: HttpRequest, default: str) -> HttpResponseRedirect:
     return HttpResponseRedirect(target or default)
 
 
-@staff_member_required
+@permission_required(permissions.VIEW)
 @require_http_methods(["GET", "POST"])
 def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
     """GET the job page; POST ``action`` = retry | promote | cancel | remove."""
@@ -50,6 +53,7 @@ def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
     if action not in JOB_ACTIONS:
         messages.error(request, f"Unknown action {action!r}; one of {', '.join(JOB_ACTIONS)}.")
         return HttpResponseRedirect(here)
+    check(request, JOB_ACTIONS[action])
     try:
         if action == "retry":
             actions.retry_job(job.pk, by)
@@ -73,7 +77,7 @@ def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
     return HttpResponseRedirect(here)
 
 
-@staff_member_required
+@permission_required(permissions.OPERATE)
 @require_POST
 def pause(request: HttpRequest, queue: str) -> HttpResponse:
     _queue_or_404(queue)
@@ -84,7 +88,7 @@ def pause(request: HttpRequest, queue: str) -> HttpResponse:
     return _back(request, reverse("dashboard:overview"))
 
 
-@staff_member_required
+@permission_required(permissions.OPERATE)
 @require_POST
 def resume(request: HttpRequest, queue: str) -> HttpResponse:
     _queue_or_404(queue)
@@ -95,7 +99,7 @@ def resume(request: HttpRequest, queue: str) -> HttpResponse:
     return _back(request, reverse("dashboard:overview"))
 
 
-@staff_member_required
+@permission_required(permissions.OPERATE)
 @require_http_methods(["GET", "POST"])
 def retry_failed(request: HttpRequest, queue: str) -> HttpResponse:
     """GET: a confirmation showing how many jobs; POST: retry them all."""
@@ -111,7 +115,7 @@ def retry_failed(request: HttpRequest, queue: str) -> HttpResponse:
     return HttpResponseRedirect(reverse("dashboard:queue-state", args=[queue, JobState.FAILED]))
 
 
-@staff_member_required
+@permission_required(permissions.REMOVE)
 @require_http_methods(["GET", "POST"])
 def clean(request: HttpRequest, queue: str) -> HttpResponse:
     _queue_or_404(queue)

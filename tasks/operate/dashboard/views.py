@@ -1,22 +1,23 @@
-"""Dashboard pages (staff only): overview, per-queue listings, the job page, JSON for refresh."""
+"""Dashboard pages (``view_job`` permission): overview, per-queue listings, the job page, JSON for refresh."""
 
 from __future__ import annotations
 
 import json
 
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from tasks.enqueue.task import job_names
+from tasks.jobs import permissions
 from tasks.jobs.config import QUEUE_NAMES, QueueName
 from tasks.jobs.states import ALL_STATES, JobState
 from tasks.models import Job
 from tasks.operate import counts
 from tasks.operate.dashboard import diagnosis, history, queries
+from tasks.operate.dashboard.access import permission_required
 from tasks.operate.dashboard.forms import CleanForm, JobFilterForm
 from tasks.worker import presence
 
@@ -60,20 +61,20 @@ def overview_data() -> dict:
     return {"at": now.isoformat(), "states": ALL_STATES, "queues": queues}
 
 
-@staff_member_required
+@permission_required(permissions.VIEW)
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     return page(request, "dashboard/overview.html",
                 {"data": overview_data(), "states": ALL_STATES})
 
 
-@staff_member_required
+@permission_required(permissions.VIEW)
 @require_GET
 def counts_json(request: HttpRequest) -> JsonResponse:
     return JsonResponse(overview_data())
 
 
-@staff_member_required
+@permission_required(permissions.VIEW)
 @require_GET
 def chart_json(request: HttpRequest) -> JsonResponse:
     window = request.GET.get("window", "1h")
@@ -86,7 +87,7 @@ def chart_json(request: HttpRequest) -> JsonResponse:
     return JsonResponse(queries.throughput(window, queue))
 
 
-@staff_member_required
+@permission_required(permissions.VIEW)
 @require_GET
 def queue_jobs(request: HttpRequest, queue: str, state: str = JobState.WAITING) -> HttpResponse:
     _queue_or_404(queue)
@@ -145,7 +146,7 @@ def _percent(progress: object) -> float | None:
     return max(0.0, min(float(progress), 100.0))
 
 
-@staff_member_required
+@permission_required(permissions.VIEW)
 @require_GET
 def job_status(request: HttpRequest, job_id: str) -> JsonResponse:
     """What the job page polls: state and progress (no data, no result)."""
