@@ -83,7 +83,7 @@ def _delay_from(options: dict) -> Any:
     eta = options.get("eta")
     if eta is None:
         return None
-    if not isinstance(eta, datetime):
+    if not isinstance(eta, datetime) or timezone.is_naive(eta):  # naive: no instant to wait for
         raise InvalidDelayError(eta)
     return max((eta - timezone.now()).total_seconds(), 0.0)
 

@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
 
 from tasks.jobs.config import QUEUE_PRESETS, QueueName
+from tasks.jobs.errors import InvalidCleanAgeError, InvalidCleanStateError
+from tasks.jobs.limits import MAX_CLEAN_AGE
 from tasks.jobs.states import CLEANABLE_SINCE, JobState
 from tasks.models import Job
 from tasks.worker.presence import forget_gone_workers
 
 
 def to_timedelta(grace: Any) -> timedelta:
-    """A timedelta, or milliseconds like BullMQ's ``clean(grace)``."""
+    """A timedelta, or milliseconds like BullMQ's ``clean(grace)``, 0 to ``MAX_CLEAN_AGE``."""
     if isinstance(grace, timedelta):
-        return grace
-    if isinstance(grace, (int, float)) and not isinstance(grace, bool) and grace >= 0:
-        return timedelta(milliseconds=grace)
-    raise ValueError(f"grace {grace!r} must be a timedelta or milliseconds >= 0")
+        age = grace
+    elif isinstance(grace, (int, float)) and not isinstance(grace, bool):
+        # Compared before ``timedelta()``, which overflows (or rejects NaN) on its own.
+        if not (math.isfinite(grace) and 0 <= grace <= MAX_CLEAN_AGE / timedelta(milliseconds=1)):
+            raise InvalidCleanAgeError(grace)
+        age = timedelta(milliseconds=grace)
+    else:
+        raise InvalidCleanAgeError(grace)
+    if not timedelta(0) <= age <= MAX_CLEAN_AGE:
+        raise InvalidCleanAgeError(grace)
+    return age
 
 
 def clean(queue: QueueName, grace: Any, state: str, limit: int | None = None,
           now: datetime | None = None) -> int:
     """Delete jobs of ``queue`` in ``state`` older than ``grace``; return how many."""
     if state not in CLEANABLE_SINCE:
-        raise ValueError(f"state {state!r} cannot be cleaned; one of {', '.join(CLEANABLE_SINCE)}")
+        raise InvalidCleanStateError(state, list(CLEANABLE_SINCE))
     cutoff = (now or timezone.now()) - to_timedelta(grace)
     field = CLEANABLE_SINCE[state]
     doomed = Job.objects.filter(queue=queue.value, state=state, **{f"{field}__lt": cutoff})

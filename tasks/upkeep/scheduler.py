@@ -20,6 +20,7 @@ wall time that occurs twice at fall-back runs once, at its first occurrence
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from celery import schedules
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from tasks.enqueue.task import RecordingTask
+from tasks.jobs.spec import valid_job_id
 
 
 def firing_time(schedule, last_run_at: datetime, now: datetime) -> datetime:
@@ -43,7 +45,25 @@ def firing_time(schedule, last_run_at: datetime, now: datetime) -> datetime:
 
 
 def firing_job_id(schedule_name: str, fire_time: datetime) -> str:
-    return f"cron:{schedule_name}:{fire_time.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    """``cron:<schedule>:<fire time>``; a name that is not a valid id part is escaped.
+
+    Schedule names are free text (admin): '/', control characters or '%' are
+    percent-encoded, so the id stays a valid job id (``tasks.jobs.spec``) and
+    distinct names keep distinct ids; names too long for it end in a digest.
+    """
+    name = schedule_name
+    if not valid_job_id(name) or "%" in name:
+        name = "".join(ch if ch.isprintable() and ch not in "/%" else
+                       "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+                       for ch in name)
+    if len(name) > _NAME_MAX:
+        digest = hashlib.sha256(schedule_name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        name = f"{name[:_NAME_MAX - 17]}~{digest}"
+    return f"cron:{name}:{fire_time.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+
+
+#: Room for the name in a job id: "cron:" + name + ":" + 20-character time <= 255.
+_NAME_MAX = 255 - len("cron:") - 1 - 20
 
 
 def interval_due(every_s: float, last_run_at: datetime, now: datetime) -> schedules.schedstate:

@@ -29,6 +29,7 @@ from tasks.jobs.errors import (
     TransientJobError,
 )
 from tasks.jobs.states import JobState
+from tasks.jobs.text import one_line, short_repr, storable
 from tasks.worker import lifecycle
 from tasks.worker.job import JobContext
 
@@ -105,27 +106,45 @@ class JobTask(RecordingTask):
             record_rejected("no-job-record", self.request, f"task {self.name} id {job_id}")
 
     def _fail(self, job: JobContext, won: lifecycle.Claim, exc: Exception, started: datetime) -> None:
+        """Record a failed attempt: a retry after the backoff, or the final failure.
+
+        Whatever goes wrong here is recorded as this job's error too, never left
+        to surface later as "worker lost": a backoff that cannot be computed
+        (a custom strategy that raises, a row holding a bad backoff) fails the
+        job now with both errors; a failure entry the database refuses is
+        recorded again, reduced to the error's text.
+        """
         now = timezone.now()
-        entry = {
-            "attempt": won.attempts_made,
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(),
-            "started_at": started.isoformat(),
-            "failed_at": now.isoformat(),
-        }
+        entry = failure_entry(won.attempts_made, exc, traceback.format_exc(), started, now)
         retry_in = None
         if self._retryable(exc) and won.attempts_made < won.max_attempts:
-            delay_ms = next_delay_ms(won.backoff, won.attempts_made, self.backoff_strategy)
-            retry_in = timedelta(milliseconds=delay_ms)
-        state = lifecycle.record_failure(job.id, entry, retry_in, now, run=won)
+            try:
+                delay_ms = next_delay_ms(won.backoff, won.attempts_made, self.backoff_strategy)
+                retry_in = timedelta(milliseconds=delay_ms)
+            except Exception as problem:
+                entry["error"] = storable(f"{entry['error']} (not retried: computing its backoff "
+                                          f"raised {type(problem).__name__}: {problem})",
+                                          ERROR_MAX_CHARS)
+                logger.exception("job %s: computing the backoff failed; failing it now", job.id,
+                                 extra=self._extra(job.id))
+        try:
+            state = lifecycle.record_failure(job.id, entry, retry_in, now, run=won)
+        except Exception as problem:
+            logger.exception("job %s: recording its failure failed; recording it reduced",
+                             job.id, extra=self._extra(job.id))
+            entry = {**entry, "traceback": "", "error": storable(
+                f"{entry['error']} (recording it in full raised {type(problem).__name__})",
+                ERROR_MAX_CHARS)}
+            retry_in = None
+            state = lifecycle.record_failure(job.id, entry, None, now, run=won)
         if state == JobState.DELAYED:
             logger.warning("job %s failed attempt %d/%d, retrying in %.1fs: %s", job.id,
                            won.attempts_made, won.max_attempts, retry_in.total_seconds(),
-                           entry["error"], extra=self._extra(job.id))
+                           one_line(entry["error"]), extra=self._extra(job.id))
             raise Retry(exc=exc, when=now + retry_in)
         if state == JobState.FAILED:
             logger.error("job %s failed permanently after %d attempt(s): %s", job.id,
-                         won.attempts_made, entry["error"], extra=self._extra(job.id))
+                         won.attempts_made, one_line(entry["error"]), extra=self._extra(job.id))
             self._call_failure_hook(job, exc)
             raise exc
 
@@ -145,9 +164,31 @@ class JobTask(RecordingTask):
         return {"job_id": job_id, "queue": self.queue_name.value, "job_name": self.job_name}
 
 
+#: Longest error text and traceback kept per attempt (an exception's message can be megabytes).
+ERROR_MAX_CHARS = 10_000
+TRACEBACK_MAX_CHARS = 50_000
+
+
+def failure_entry(attempt: int, exc: BaseException, trace: str, started: datetime,
+                  failed: datetime) -> dict:
+    """One attempt's error as stored: text the database accepts (no NUL, no lone surrogates)."""
+    return {
+        "attempt": attempt,
+        "error": storable(f"{type(exc).__name__}: {exc}", ERROR_MAX_CHARS),
+        "traceback": storable(trace, TRACEBACK_MAX_CHARS),
+        "started_at": started.isoformat(),
+        "failed_at": failed.isoformat(),
+    }
+
+
 def _jsonable(value: Any) -> Any:
+    """The result as stored: JSON the database accepts, else a bounded ``repr``."""
     try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return {"repr": repr(value)}
+        encoded = json.dumps(value, allow_nan=False)
+        if "\\u" in encoded:  # NUL and lone surrogates: PostgreSQL's jsonb refuses them
+            if "\\u0000" in encoded:
+                raise ValueError("NUL in the result")
+            json.dumps(value, ensure_ascii=False).encode()  # raises on a lone surrogate
+    except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        return {"repr": storable(short_repr(value), ERROR_MAX_CHARS)}
     return value
