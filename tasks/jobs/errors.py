@@ -150,6 +150,16 @@ class PermanentJobError(Exception):
     """Raise from a processor for a failure retrying cannot fix: failed at once."""
 
 
+class DirectCallRefused(RuntimeError):
+    """A job task called as a plain function inside a worker: jobs run only from their rows."""
+
+    def __init__(self, task: str) -> None:
+        super().__init__(
+            f"job task {task!r} was called directly inside a worker; enqueue it "
+            "(add_job, .delay()) so it runs from its record"
+        )
+
+
 class JobCancelled(Exception):
     """Raise from a processor that saw ``job.is_cancelled()``: the job stops, marked cancelled."""
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import schedules
+from celery.beat import SchedulingError
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from tasks.enqueue.task import RecordingTask
@@ -110,10 +111,18 @@ class ExactlyOnceScheduler(DatabaseScheduler):
         return interval_due(schedule.run_every.total_seconds(), entry.last_run_at, self.app.now())
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
-        """Celery's own ``apply_async``, with the firing's job id as the task id."""
+        """Celery's own ``apply_async``, with the firing's job id as the task id.
+
+        A schedule naming anything but a job (a typo, ``celery.starmap``, a
+        task of another app) is refused here, loudly (beat logs the error at
+        each firing), instead of sending a message every worker would reject.
+        """
         task = self.app.tasks.get(entry.task)
         if not isinstance(task, RecordingTask):
-            return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+            raise SchedulingError(
+                f"schedule {entry.name!r} names task {entry.task!r}, which is not a job "
+                "(<queue>.<job name> of a @processor): not sent"
+            )
         now = self.app.now()
         last = entry.last_run_at
         tz = getattr(entry.schedule, "tz", None)

@@ -25,6 +25,7 @@ from celery.worker import state as worker_state
 
 from tasks.fastpath.pool_writes import after_pool_writes, pool_outbound
 from tasks.fastpath.unacked import defer_unacked_bookkeeping
+from tasks.worker.admission import refuse_non_job_tasks
 from tasks.worker.rejections import record_rejected
 
 logger = logging.getLogger("tasks.worker.bootstep")
@@ -125,6 +126,7 @@ class JobWorkerStep(bootsteps.StartStopStep):
         self.cancelled = set()
         self.count_decode_errors(consumer)
         self.guard_strategies(consumer)
+        refuse_non_job_tasks(consumer)  # job tasks only (tasks/worker/admission.py)
         publish_events_after_pool_writes(consumer)
         defer_unacked_bookkeeping(consumer)
         self.tick(consumer)  # pauses apply before the first message is fetched

@@ -24,14 +24,18 @@ from django.utils import timezone
 from tasks.enqueue.task import RecordingTask
 from tasks.jobs.backoff import CustomStrategy, next_delay_ms
 from tasks.jobs.errors import (
+    DirectCallRefused,
     JobCancelled,
     PermanentJobError,
     TransientJobError,
 )
+from tasks.jobs.spec import valid_job_id
 from tasks.jobs.states import JobState
 from tasks.jobs.text import one_line, short_repr, storable
 from tasks.worker import lifecycle
+from tasks.worker.admission import in_worker
 from tasks.worker.job import JobContext
+from tasks.worker.rejections import record_rejected
 
 logger = logging.getLogger("tasks.jobs")
 
@@ -63,16 +67,33 @@ class JobTask(RecordingTask):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
         if request.called_directly or request.is_eager:
+            if in_worker():
+                # Celery's starmap/map/chunks, or code in another job, calling this task as a
+                # function: it would run the processor with no record. Jobs run from rows.
+                record_rejected("called-directly", None, f"task {self.name}")
+                raise DirectCallRefused(self.name)
             job = JobContext(id="direct", queue=self.queue_name.value, name=self.job_name,
                              data=kwargs, attached=False)
             return self.run(job, *args, **kwargs)
-        return self._execute(request.id, request.hostname or "", kwargs)
+        return self._execute(request.id, request.hostname or "", kwargs, args)
 
-    def _execute(self, job_id: str, worker: str, data: dict) -> None:
+    def _execute(self, job_id: str, worker: str, data: dict, args: tuple = ()) -> None:
+        """Run the job ``job_id`` from its row; ``data``/``args``: the message's arguments."""
+        if not valid_job_id(job_id):  # no row can have it: forged, and unsafe to log as is
+            record_rejected("invalid-job-id", self.request, f"task {self.name} id {job_id!r}")
+            return None
+        if args:  # job messages carry keyword arguments only
+            record_rejected("data-mismatch", self.request,
+                            f"task {self.name} id {job_id}: positional arguments")
+            return None
         won = lifecycle.claim(job_id, worker)
         if won is None:
             self._skip(job_id)
             return None
+        if (won.queue, won.name) != (self.queue_name.value, self.job_name) or won.data != data:
+            self._refuse_disagreeing(job_id, won)
+            return None
+        data = won.data
         job = JobContext(id=job_id, queue=self.queue_name.value, name=self.job_name, data=data,
                          attempts_made=won.attempts_made, max_attempts=won.max_attempts)
         logger.info("job %s active (attempt %d/%d)", job_id, won.attempts_made,
@@ -97,13 +118,28 @@ class JobTask(RecordingTask):
     def _skip(self, job_id: str) -> None:
         """A delivery that must not run: a duplicate, a cancelled job, or a foreign message."""
         from tasks.models import Job
-        from tasks.worker.rejections import record_rejected
 
         if Job.objects.filter(pk=job_id).exists():
             logger.info("job %s delivered but not waiting (duplicate or cancelled): skipped",
                         job_id, extra=self._extra(job_id))
         else:
             record_rejected("no-job-record", self.request, f"task {self.name} id {job_id}")
+
+    def _refuse_disagreeing(self, job_id: str, won: lifecycle.Claim) -> None:
+        """A message whose task or arguments are not its row's: nothing runs, it is counted.
+
+        The claim is given back (``lifecycle.release``) and the relay publishes
+        the job again from its row, so a forged message can neither run other
+        data under a real job's id nor take the job's run away.
+        """
+        if (won.queue, won.name) != (self.queue_name.value, self.job_name):
+            reason, detail = "task-mismatch", f"row is {won.queue}.{won.name}"
+        else:
+            reason, detail = "data-mismatch", "keyword arguments differ from the row's data"
+        lifecycle.release(job_id, run=won)
+        lifecycle.append_log(job_id, f"a message for task {self.name} was rejected ({reason}); "
+                                     "the job waits to be published again from its record")
+        record_rejected(reason, self.request, f"task {self.name} id {job_id}: {detail}")
 
     def _fail(self, job: JobContext, won: lifecycle.Claim, exc: Exception, started: datetime) -> None:
         """Record a failed attempt: a retry after the backoff, or the final failure.

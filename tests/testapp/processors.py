@@ -123,3 +123,9 @@ def unlucky_backoff(job: JobContext, key: str) -> None:
     backoff strategy is broken: the failure path itself raises."""
     _record(job, key)
     raise TransientJobError("upstream said \x00 and \ud800")
+
+
+@processor(QueueName.ANALYTICS, "calls-another-directly")
+def calls_another_directly(job: JobContext, key: str) -> None:
+    """Calls a job task as a plain function, as Celery's starmap would: refused in a worker."""
+    record_analytics(key=key)
