@@ -60,6 +60,7 @@ def add_repeatable_job(
     task = get_task(queue_name, name)
     data = parse_data(data)
     task.bind_data(kwargs=data)
+    task.check_data(data)
     fields = parse_cron(cron)
     job_priority = parse_priority(priority) if priority is not None else None
     minute, hour, day_of_month, month_of_year, day_of_week = fields
