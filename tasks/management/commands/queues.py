@@ -21,8 +21,6 @@ from tasks.worker import presence
 
 DURATION = re.compile(r"^([0-9]{1,15})([smhd])$")  # ASCII digits; int() takes any
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-#: Rows deleted per statement by ``clean``, so the progress bar moves and locks stay short.
-CLEAN_BATCH = 1000
 
 
 def parse_age(text: str) -> timedelta:
@@ -148,17 +146,12 @@ class Command(BaseCommand):
     def do_clean(self, options) -> None:
         queue, state = options["queue"], options["state"]
         grace = parse_age(options["older_than"])
-        field = CLEANABLE_SINCE[JobState(state)]
-        cutoff = timezone.now() - grace
-        total = Job.objects.filter(queue=queue, state=state, **{f"{field}__lt": cutoff}).count()
+        now = timezone.now()
+        total = retention.cleanable(queue, state, now - grace).count()
         progress = Progress(total, f"cleaning {queue}", self.stderr, options["progress"])
-        deleted = 0
-        while True:
-            n = retention.clean(QueueName(queue), grace, state, limit=CLEAN_BATCH)
-            deleted += n
-            progress.advance(n)
-            if n < CLEAN_BATCH:
-                break
+        # In batches of retention.DELETE_BATCH: the bar moves and locks stay short.
+        deleted = retention.clean(QueueName(queue), grace, state, now=now,
+                                  on_batch=progress.advance)
         progress.close()
         self.stdout.write(table(["queue", "state", "older than", "deleted"],
                                 [[queue, state, options["older_than"], deleted]]))
