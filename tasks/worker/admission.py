@@ -5,8 +5,9 @@ registers its own (``celery.starmap``, ``celery.map``, ``celery.chunks``,
 ``celery.group``, ``celery.chain``, ``celery.chord``, ``celery.chord_unlock``,
 ``celery.accumulate``, ``celery.backend_cleanup``); the first three call a
 task as a plain function, which bypassed the job record entirely. The service
-uses none of them (no canvas, no result backend, ``result_expires`` off), so a
-worker runs only tasks declared with ``@processor``; any other name is
+uses none of them (no canvas; ``result_expires`` off, so beat schedules no
+``backend_cleanup``), so a worker runs only tasks declared with ``@processor``;
+any other name is
 rejected and counted like the other foreign messages (``RejectedMessage``,
 reason ``not-a-job-task``). Flower's send-task and a beat schedule naming
 another task end here too.

@@ -15,13 +15,14 @@ from tasks.worker import admission
 
 
 def test_the_only_registered_tasks_that_are_not_jobs_are_celerys_own():
-    """The service uses no canvas or result backend: every non-job task is a built-in,
-    so refusing them all takes nothing the service needs. A new non-job task fails here."""
+    """The service uses no canvas, and beat schedules no ``celery.backend_cleanup``
+    (``result_expires`` off): every non-job task is a built-in, so refusing them all
+    takes nothing the service needs. A new non-job task fails here."""
     app.loader.import_default_modules()
     others = sorted(name for name, task in app.tasks.items() if not admission.is_job_task(task))
     assert others and all(name.startswith("celery.") for name in others), others
     assert {"celery.starmap", "celery.map", "celery.chunks"} <= set(others)
-    assert app.conf.result_backend is None and app.conf.result_expires is None
+    assert app.conf.result_expires is None
 
 
 def test_outside_a_worker_a_job_task_runs_as_a_function(db):
