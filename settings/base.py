@@ -133,6 +133,18 @@ JOB_RELAY_GRACE_S = env.float("JOB_RELAY_GRACE", default=10.0)
 # How often the promoter looks for due delayed jobs.
 JOB_PROMOTER_INTERVAL_S = env.float("JOB_PROMOTER_INTERVAL", default=0.2)
 WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT", default=5.0)
+# Hosts a notify-user webhook may POST to: "host" (default port of http/https),
+# "host:port" or "host:*". Empty: webhooks are off (refused at enqueue and at the worker).
+NOTIFY_WEBHOOK_HOSTS = env.list("NOTIFY_WEBHOOK_HOSTS", default=[])
+# Jobs POST /api/jobs may enqueue, as "<queue>.<job name>": those meant to be asked for
+# from outside. Not by default: emails (arbitrary recipients; the password reset is the
+# auth flow's), django-task (runs code by path), cleanup and operator jobs.
+JOB_API_ALLOWED = env.list("JOB_API_ALLOWED", default=[
+    "notifications.notify-user",
+    "notifications.send-reminder",
+    "data-processing.process-data",
+    "analytics.weekly-report",
+])
 SITE_URL = env.str("SITE_URL", default="http://localhost:4000")
 
 # /metrics accepts "Authorization: Bearer <METRICS_TOKEN>" (or a staff session).

@@ -4,7 +4,7 @@ import os
 import tempfile
 
 from settings.base import *  # noqa: F403
-from settings.base import INSTALLED_APPS
+from settings.base import INSTALLED_APPS, TASKS
 from settings.environment import database_config, env
 
 SECRET_KEY = "test-only-key-not-secret-at-all-000000000000000000000"
@@ -25,3 +25,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
             default=os.path.join(tempfile.gettempdir(), f"intelgraph-test-{os.getpid()}.sqlite3"),
         )
     }
+
+# The tests' webhook receivers listen on loopback, on a free port.
+NOTIFY_WEBHOOK_HOSTS = ["127.0.0.1:*"]
+# Django task API: the worker runs the sample @task functions of the tests.
+TASKS = {"default": {**TASKS["default"], "OPTIONS": {**TASKS["default"]["OPTIONS"],
+                                                     "MODULES": ["tests.testapp.standard_tasks"]}}}

@@ -27,6 +27,7 @@ def _spec(queue: Any, name: Any, data: Any, options: Mapping[str, Any],
     data, data_json = encode_data(data)
     if not _fits(task.run, data.keys()):
         task.bind_data(kwargs=data)  # raises the precise InvalidArgumentsError
+    task.check_data(data)
     return build_spec(queue_name, name, data, data_json=data_json, **options)
 
 

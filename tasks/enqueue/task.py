@@ -11,6 +11,7 @@ visibility timeout). The worker half (running a job) is
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -32,6 +33,14 @@ class RecordingTask(DjangoTask):
     typing = False
     queue_name: ClassVar[QueueName]
     job_name: ClassVar[str]
+    #: The processor's own check of its data (``@processor(check_data=…)``).
+    data_check: ClassVar[Callable[[dict], None] | None] = None
+
+    def check_data(self, data: dict) -> None:
+        """Raise the processor's ``JobInputError`` for data it refuses; nothing otherwise."""
+        check = type(self).data_check
+        if check is not None:
+            check(data)
 
     def bind_data(self, args: Any = None, kwargs: Any = None) -> dict:
         """Turn call arguments into the job's data (keyword arguments by name)."""
@@ -62,6 +71,7 @@ class RecordingTask(DjangoTask):
         is the job id (an existing one adds nothing).
         """
         data = self.bind_data(args, kwargs)
+        self.check_data(data)
         spec = build_spec(
             self.queue_name,
             self.job_name,
@@ -83,7 +93,7 @@ def _delay_from(options: dict) -> Any:
     eta = options.get("eta")
     if eta is None:
         return None
-    if not isinstance(eta, datetime):
+    if not isinstance(eta, datetime) or timezone.is_naive(eta):  # naive: no instant to wait for
         raise InvalidDelayError(eta)
     return max((eta - timezone.now()).total_seconds(), 0.0)
 

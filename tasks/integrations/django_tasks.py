@@ -3,7 +3,10 @@
     TASKS = {
         "default": {
             "BACKEND": "tasks.integrations.django_tasks.IntelGraphTaskBackend",
-            "OPTIONS": {"DEFAULT_QUEUE": "analytics"},  # where queue "default" goes
+            "OPTIONS": {
+                "DEFAULT_QUEUE": "analytics",  # where queue "default" goes
+                "MODULES": ["myapp.jobs"],  # where @task functions live (see below)
+            },
         }
     }
 
@@ -11,8 +14,17 @@ A ``@task`` function enqueues as job ``django-task`` on the queue its
 ``queue_name`` names, through ``add_job``: a Job row written in the caller's
 transaction and published after commit, so it gets the dashboard, retries of
 transient errors, cancellation and durability like any other job. The worker
-of that queue imports the function by its module path and calls it
-(``tasks/processors/django_task.py``). Results are read back from the Job row.
+of that queue calls the function (``tasks/processors/django_task.py``).
+Results are read back from the Job row.
+
+Which functions can run: only ``@task`` functions this backend saw being
+decorated (``validate_task`` runs at decoration) at module level, in this
+process. The path in a job's data is looked up in that registry and nothing
+is imported from it: a job naming ``os.system`` or any other importable path
+is refused before an import could run module code. The worker imports the
+modules listed in ``OPTIONS["MODULES"]`` (trusted settings) before looking a
+path up; Celery's own autodiscovery imports each installed app's ``tasks``
+module in workers too.
 
 Priority: django-tasks runs larger numbers first (-100..100, 0 by default);
 ``job_priority`` maps the sign and the size onto ``JobPriority`` (see there).
@@ -21,6 +33,7 @@ Priority: django-tasks runs larger numbers first (-100..100, 0 by default);
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -40,6 +53,7 @@ from django_tasks.utils import normalize_json
 from tasks.enqueue.api import add_job
 from tasks.jobs.config import JobPriority, QueueName
 from tasks.jobs.errors import InvalidArgumentsError, PayloadNotJSONError, error_class_path
+from tasks.jobs.text import short_repr
 from tasks.models import Job, JobState
 
 #: The job name of the generic processor registered on every queue.
@@ -86,19 +100,58 @@ def job_priority(priority: int) -> JobPriority:
     return JobPriority.BACKGROUND
 
 
-def resolve_task(path: str) -> Task:
-    """The ``@task`` object at ``path``; ``InvalidTaskError`` for anything else.
+#: Module path -> the ``@task`` decorated there (the latest decoration, as an import sees it).
+_REGISTERED: dict[str, Task] = {}
+_modules_loaded = False
 
-    Only decorated functions run, so a job's data cannot make the worker call
-    an arbitrary importable function.
+
+def register(task: Task) -> None:
+    """Record a module-level ``@task`` (called at decoration, by ``validate_task``)."""
+    path = task.module_path
+    if "<" not in path:  # ``<locals>``: not reachable by path, never run
+        _REGISTERED[path] = task
+
+
+def load_task_modules() -> None:
+    """Import the modules every service backend lists in ``OPTIONS["MODULES"]`` (once)."""
+    global _modules_loaded
+    if _modules_loaded:
+        return
+    from django_tasks import task_backends
+
+    for backend in task_backends.all():
+        for module in getattr(backend, "modules", ()):
+            importlib.import_module(module)
+    _modules_loaded = True
+
+
+def resolve_task(path: Any) -> Task:
+    """The registered ``@task`` at ``path``; ``InvalidTaskError`` for anything else.
+
+    ``path`` comes from a job's data: it is only looked up, never imported,
+    so a job cannot make a process import (run) a module of its choosing or
+    call a function that is not a decorated task.
     """
+    if not isinstance(path, str):
+        raise InvalidTaskError(f"task path {short_repr(path)} is not a string")
+    task = _REGISTERED.get(path)
+    if task is None:
+        load_task_modules()
+        task = _REGISTERED.get(path)
+    if task is None:
+        raise InvalidTaskError(
+            f"{short_repr(path)} is not a registered @task: only module-level @task functions "
+            "in modules the process imports (TASKS OPTIONS['MODULES']) run"
+        )
+    return task
+
+
+def _module_level(task: Task) -> Any:
+    """What ``task``'s own path names when imported (the path is the code's, not input)."""
     try:
-        target = import_string(path)
-    except ImportError as exc:
-        raise InvalidTaskError(f"task {path!r} cannot be imported: {exc}") from None
-    if not isinstance(target, Task):
-        raise InvalidTaskError(f"{path!r} is not a @task-decorated function")
-    return target
+        return import_string(task.module_path)
+    except ImportError:
+        return None
 
 
 def delay_until(run_after: datetime | None) -> float | None:
@@ -119,6 +172,7 @@ class IntelGraphTaskBackend(BaseTaskBackend):
     def __init__(self, alias: str, params: dict) -> None:
         super().__init__(alias, params)
         self.default_queue: str | None = self.options.get("DEFAULT_QUEUE")
+        self.modules: list[str] = list(self.options.get("MODULES", []))
         if "QUEUES" not in params:
             self.queues = {queue.value for queue in QueueName}
             if self.default_queue is not None:
@@ -146,6 +200,7 @@ class IntelGraphTaskBackend(BaseTaskBackend):
     def validate_task(self, task: Task) -> None:
         self.queue_for(task.queue_name)
         super().validate_task(task)
+        register(task)
 
     def bind_arguments(self, task: Task, args: Sequence, kwargs: Mapping) -> dict[str, Any]:
         """Check the call fits the function and is JSON; return the job's data."""
@@ -174,7 +229,8 @@ class IntelGraphTaskBackend(BaseTaskBackend):
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)
         queue = self.queue_for(task.queue_name)
-        if resolve_task(task.module_path).func is not task.func:
+        target = _module_level(task)
+        if getattr(target, "func", None) is not task.func:
             raise InvalidTaskError(
                 f"{task.module_path!r} names another object: keep each @task at module "
                 "level under its function's name so the worker can import it"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from tasks.jobs.config import Backoff
 from tasks.jobs.errors import InvalidBackoffError
+from tasks.jobs.limits import MAX_BACKOFF_MS
+from tasks.jobs.text import short_repr
 
 BACKOFF_TYPES = ("exponential", "fixed", "custom")
 
@@ -39,10 +42,16 @@ def next_delay_ms(
     custom: CustomStrategy | None = None,
     rng: random.Random | None = None,
 ) -> int:
-    """The wait before the next attempt after ``attempts_made`` attempts failed."""
+    """The wait before the next attempt after ``attempts_made`` attempts failed.
+
+    Never more than ``MAX_BACKOFF_MS``: rows written before the bounds (or a
+    custom strategy) may hold larger numbers, which would overflow the
+    ``timedelta`` of the retry. A value that is not a finite number raises
+    ``InvalidBackoffError`` (the worker records it with the job's error).
+    """
     kind = backoff.get("type", "exponential")
-    base = int(backoff.get("delay", 2000))
-    cap = int(backoff.get("max_delay", 60 * 60 * 1000))
+    base = _stored_ms(backoff, "delay", 2000)
+    cap = _stored_ms(backoff, "max_delay", 60 * 60 * 1000)
     if kind == "exponential":
         delay = exponential_ms(attempts_made, base, cap)
     elif kind == "fixed":
@@ -50,10 +59,31 @@ def next_delay_ms(
     elif kind == "custom":
         if custom is None:
             raise InvalidBackoffError(dict(backoff), "the task declares no custom strategy")
-        delay = int(max(custom(attempts_made), 0))
+        wanted = custom(attempts_made)
+        if not _is_number(wanted):
+            raise InvalidBackoffError(dict(backoff), f"the custom strategy returned {short_repr(wanted)}, "
+                                      "not a finite number of milliseconds")
+        delay = int(min(max(wanted, 0), MAX_BACKOFF_MS))
     else:
         raise InvalidBackoffError(dict(backoff), f"type must be one of {BACKOFF_TYPES}")
-    return with_jitter(delay, float(backoff.get("jitter", 0.0)), rng)
+    jitter = backoff.get("jitter", 0.0)
+    if not _is_number(jitter) or not 0 <= jitter <= 1:
+        raise InvalidBackoffError(dict(backoff), "jitter must be between 0 and 1")
+    return min(with_jitter(delay, float(jitter), rng), MAX_BACKOFF_MS)
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def _stored_ms(backoff: Mapping[str, Any], key: str, default: int) -> int:
+    value = backoff.get(key, default)
+    if not _is_number(value) or value < 0:
+        raise InvalidBackoffError(dict(backoff), f"{key} must be milliseconds >= 0")
+    return int(min(value, MAX_BACKOFF_MS))
 
 
 def parse_backoff(value: Any, default: Backoff) -> dict:
@@ -68,13 +98,15 @@ def parse_backoff(value: Any, default: Backoff) -> dict:
     if kind not in BACKOFF_TYPES:
         raise InvalidBackoffError(dict(value), f"type must be one of {', '.join(BACKOFF_TYPES)}")
     delay = value.get("delay", default.delay_ms)
-    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
-        raise InvalidBackoffError(dict(value), "delay must be milliseconds >= 0")
+    if not _is_number(delay) or not 0 <= delay <= MAX_BACKOFF_MS:
+        raise InvalidBackoffError(
+            dict(value), f"delay must be milliseconds from 0 to {MAX_BACKOFF_MS} (one day)")
     max_delay = value.get("max_delay", default.max_delay_ms)
-    if isinstance(max_delay, bool) or not isinstance(max_delay, (int, float)) or max_delay < 0:
-        raise InvalidBackoffError(dict(value), "max_delay must be milliseconds >= 0")
+    if not _is_number(max_delay) or not 0 <= max_delay <= MAX_BACKOFF_MS:
+        raise InvalidBackoffError(
+            dict(value), f"max_delay must be milliseconds from 0 to {MAX_BACKOFF_MS} (one day)")
     jitter = value.get("jitter", default.jitter)
-    if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
+    if not _is_number(jitter) or not 0 <= jitter <= 1:
         raise InvalidBackoffError(dict(value), "jitter must be between 0 and 1")
     unknown = set(value) - {"type", "delay", "max_delay", "jitter"}
     if unknown:

@@ -10,6 +10,15 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+from tasks.jobs.limits import (
+    MAX_ATTEMPTS,
+    MAX_CLEAN_AGE,
+    MAX_DATA_DEPTH,
+    MAX_DELAY_S,
+    MAX_JOB_ID_CHARS,
+)
+from tasks.jobs.text import short_repr as _r
+
 
 class JobInputError(ValueError):
     """Base class: the job was rejected at the call site; nothing was enqueued."""
@@ -17,13 +26,13 @@ class JobInputError(ValueError):
 
 class UnknownQueueError(JobInputError):
     def __init__(self, queue: Any, known: list[str]) -> None:
-        super().__init__(f"queue {queue!r} is not one of: {', '.join(known)}")
+        super().__init__(f"queue {_r(queue)} is not one of: {', '.join(known)}")
 
 
 class UnknownJobNameError(JobInputError):
     def __init__(self, queue: str, name: Any, known: list[str]) -> None:
         super().__init__(
-            f"job name {name!r} is not registered on queue {queue!r}; "
+            f"job name {_r(name)} is not registered on queue {_r(queue)}; "
             f"known: {', '.join(known) or 'none'}"
         )
 
@@ -41,33 +50,43 @@ class PayloadTooLargeError(JobInputError):
         )
 
 
+class PayloadTooDeepError(JobInputError):
+    def __init__(self, what: str = "job data") -> None:
+        super().__init__(
+            f"{what} nests objects or arrays deeper than {MAX_DATA_DEPTH} levels; flatten it"
+        )
+
+
 class InvalidDelayError(JobInputError):
     def __init__(self, delay: Any) -> None:
         super().__init__(
-            f"delay {delay!r} is invalid: give seconds >= 0 or a non-negative timedelta"
+            f"delay {_r(delay)} is invalid: give seconds from 0 to {MAX_DELAY_S} (one year), "
+            "or a timedelta within that"
         )
 
 
 class InvalidPriorityError(JobInputError):
     def __init__(self, priority: Any) -> None:
         super().__init__(
-            f"priority {priority!r} is outside 1 (CRITICAL) .. 5 (BACKGROUND)"
+            f"priority {_r(priority)} is outside 1 (CRITICAL) .. 5 (BACKGROUND)"
         )
 
 
 class InvalidAttemptsError(JobInputError):
     def __init__(self, attempts: Any) -> None:
-        super().__init__(f"attempts {attempts!r} is invalid: give a whole number >= 1")
+        super().__init__(
+            f"attempts {_r(attempts)} is invalid: give a whole number from 1 to {MAX_ATTEMPTS}"
+        )
 
 
 class InvalidBackoffError(JobInputError):
     def __init__(self, backoff: Any, reason: str) -> None:
-        super().__init__(f"backoff {backoff!r} is invalid: {reason}")
+        super().__init__(f"backoff {_r(backoff)} is invalid: {reason}")
 
 
 class InvalidCronError(JobInputError):
     def __init__(self, expression: Any, reason: str) -> None:
-        super().__init__(f"cron expression {expression!r} is invalid: {reason}")
+        super().__init__(f"cron expression {_r(expression)} is invalid: {reason}")
 
 
 class InvalidRepeatError(JobInputError):
@@ -78,20 +97,55 @@ class InvalidRepeatError(JobInputError):
 class InvalidJobIdError(JobInputError):
     def __init__(self, job_id: Any) -> None:
         super().__init__(
-            f"job id {job_id!r} is invalid: give a non-empty string of at most 255 chars"
+            f"job id {_r(job_id)} is invalid: give 1 to {MAX_JOB_ID_CHARS} printable characters "
+            "without '/' (no control characters, NUL or line breaks; not '.' or '..')"
+        )
+
+
+class InvalidCleanAgeError(JobInputError):
+    def __init__(self, age: Any) -> None:
+        super().__init__(
+            f"age {_r(age)} is invalid: give a timedelta or milliseconds from 0 to "
+            f"{MAX_CLEAN_AGE.days} days"
+        )
+
+
+class InvalidCleanStateError(JobInputError):
+    def __init__(self, state: Any, cleanable: list[str]) -> None:
+        super().__init__(f"state {_r(state)} cannot be cleaned; one of {', '.join(cleanable)}")
+
+
+class WebhookNotAllowedError(JobInputError):
+    """A webhook URL whose host is not in ``NOTIFY_WEBHOOK_HOSTS`` (empty: webhooks are off)."""
+
+    def __init__(self, url: Any, reason: str) -> None:
+        super().__init__(f"webhook url {_r(url)} is refused: {reason}")
+
+
+class InvalidRequestError(JobInputError):
+    """An API request body of the wrong shape (not JSON, not an object, unknown options)."""
+
+
+class JobNotAllowedError(JobInputError):
+    """A job the HTTP API may not enqueue (``JOB_API_ALLOWED``): the API answers 403."""
+
+    def __init__(self, task: str, allowed: list[str]) -> None:
+        super().__init__(
+            f"job {_r(task)} cannot be enqueued through the API; allowed: "
+            f"{', '.join(allowed) or 'none'} (setting JOB_API_ALLOWED)"
         )
 
 
 class JobNotFoundError(LookupError):
     def __init__(self, job_id: str) -> None:
-        super().__init__(f"no job with id {job_id!r}")
+        super().__init__(f"no job with id {_r(job_id)}")
 
 
 class JobStateError(RuntimeError):
     """An action does not apply to the job's current state (e.g. retry a completed job)."""
 
     def __init__(self, job_id: str, state: str, action: str) -> None:
-        super().__init__(f"cannot {action} job {job_id!r}: it is {state}")
+        super().__init__(f"cannot {action} job {_r(job_id)}: it is {state}")
 
 
 class TransientJobError(Exception):
@@ -102,13 +156,23 @@ class PermanentJobError(Exception):
     """Raise from a processor for a failure retrying cannot fix: failed at once."""
 
 
+class DirectCallRefused(RuntimeError):
+    """A job task called as a plain function inside a worker: jobs run only from their rows."""
+
+    def __init__(self, task: str) -> None:
+        super().__init__(
+            f"job task {task!r} was called directly inside a worker; enqueue it "
+            "(add_job, .delay()) so it runs from its record"
+        )
+
+
 class JobCancelled(Exception):
     """Raise from a processor that saw ``job.is_cancelled()``: the job stops, marked cancelled."""
 
 
 class InvalidArgumentsError(JobInputError):
     def __init__(self, task: str, detail: str) -> None:
-        super().__init__(f"arguments do not fit job {task!r}: {detail}")
+        super().__init__(f"arguments do not fit job {_r(task)}: {detail}")
 
 
 def error_class_path(entry: dict) -> str:

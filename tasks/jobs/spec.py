@@ -18,8 +18,10 @@ from tasks.jobs.errors import (
     InvalidJobIdError,
     InvalidPriorityError,
     PayloadNotJSONError,
+    PayloadTooDeepError,
     PayloadTooLargeError,
 )
+from tasks.jobs.limits import MAX_ATTEMPTS, MAX_DATA_DEPTH, MAX_DELAY_S, MAX_JOB_ID_CHARS
 
 
 @dataclass(frozen=True)
@@ -39,16 +41,20 @@ class JobSpec:
 
 
 def parse_delay(delay: Any) -> float:
-    """Seconds (int/float) or a timedelta; None means no delay."""
+    """Seconds (int/float) or a timedelta, 0 to ``MAX_DELAY_S``; None means no delay."""
     if delay is None:
         return 0.0
     if isinstance(delay, timedelta):
         seconds = delay.total_seconds()
-    elif isinstance(delay, (int, float)) and not isinstance(delay, bool):
+    elif isinstance(delay, int) and not isinstance(delay, bool):
+        if not 0 <= delay <= MAX_DELAY_S:  # before ``float()``, which overflows past 1e308
+            raise InvalidDelayError(delay)
         seconds = float(delay)
+    elif isinstance(delay, float):
+        seconds = delay
     else:
         raise InvalidDelayError(delay)
-    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_DELAY_S:
         raise InvalidDelayError(delay)
     return seconds
 
@@ -66,14 +72,52 @@ def parse_priority(priority: Any) -> int:
 def parse_attempts(attempts: Any, default: int) -> int:
     if attempts is None:
         return default
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+    if isinstance(attempts, bool) or not isinstance(attempts, int):
         raise InvalidAttemptsError(attempts)
-    return attempts
+    if not 1 <= attempts <= MAX_ATTEMPTS:
+        raise InvalidAttemptsError(attempts)
+    return int(attempts)
 
 
 def parse_data(data: Any) -> dict:
     """Data must be a JSON object within ``JOB_MAX_PAYLOAD_BYTES``."""
     return encode_data(data)[0]
+
+
+def json_depth(value: Any, stop_after: int = MAX_DATA_DEPTH) -> int:
+    """Deepest nesting of dicts and lists/tuples in ``value`` (a scalar is 0).
+
+    Iterative, so a value nested 100,000 deep is measured without recursion;
+    it stops counting once past ``stop_after``.
+    """
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth > deepest:
+            deepest = depth
+            if deepest > stop_after:
+                return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def check_depth(value: Any, encoded: str | None = None, what: str = "job data") -> None:
+    """``PayloadTooDeepError`` past ``MAX_DATA_DEPTH``.
+
+    With the JSON text: fewer opening brackets than the limit (most payloads)
+    cannot nest deeper, counted in C, so the walk runs only for the rest.
+    """
+    if encoded is not None and encoded.count("[") + encoded.count("{") <= MAX_DATA_DEPTH:
+        return
+    if json_depth(value) > MAX_DATA_DEPTH:
+        raise PayloadTooDeepError(what)
 
 
 def encode_data(data: Any) -> tuple[dict, str]:
@@ -84,8 +128,11 @@ def encode_data(data: Any) -> tuple[dict, str]:
         raise PayloadNotJSONError(f"expected an object (dict) of keyword arguments, got {type(data).__name__}")
     try:
         encoded = json.dumps(data, allow_nan=False, separators=(",", ":"))
+    except RecursionError:
+        raise PayloadTooDeepError() from None
     except (TypeError, ValueError) as exc:
         raise PayloadNotJSONError(str(exc)) from None
+    check_depth(data, encoded)
     limit = settings.JOB_MAX_PAYLOAD_BYTES
     size = len(encoded) if encoded.isascii() else len(encoded.encode())
     if size > limit:
@@ -93,10 +140,23 @@ def encode_data(data: Any) -> tuple[dict, str]:
     return data, encoded
 
 
+def valid_job_id(job_id: Any) -> bool:
+    """1–255 printable characters without '/', and not '.' or '..'.
+
+    ``str.isprintable`` is False for NUL, newlines and every other control or
+    format character (bidi overrides included), lone surrogates and
+    separators other than the space: such an id forges log lines, fails to
+    encode as UTF-8, or reads as something else on a page. '/' and the dot
+    segments would make the id's page URL resolve to another route.
+    """
+    return (isinstance(job_id, str) and 0 < len(job_id) <= MAX_JOB_ID_CHARS
+            and job_id.isprintable() and "/" not in job_id and job_id not in (".", ".."))
+
+
 def parse_job_id(job_id: Any) -> str | None:
     if job_id is None:
         return None
-    if not isinstance(job_id, str) or not job_id or len(job_id) > 255:
+    if not valid_job_id(job_id):
         raise InvalidJobIdError(job_id)
     return job_id
 

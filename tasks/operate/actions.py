@@ -10,6 +10,7 @@ from django.utils import timezone
 from tasks.enqueue.publishing import message_for, publish_on_commit
 from tasks.jobs.errors import JobNotFoundError, JobStateError
 from tasks.models import Job, JobLog, JobState
+from tasks.upkeep import retention
 from tasks.worker.lifecycle import append_log
 
 
@@ -33,7 +34,9 @@ def _requeue(job_ids: list[str], from_states: tuple[str, ...], note: str, reset_
             changes["attempts_made"] = 0
         Job.objects.filter(pk__in=ids, state__in=from_states).update(**changes)
         JobLog.objects.bulk_create(JobLog(job_id=job_id, message=note) for job_id in ids)
-        publish_on_commit([message_for(job) for job in Job.objects.filter(pk__in=ids)])
+        # Only what a message needs: failed rows carry every attempt's traceback.
+        publish_on_commit([message_for(job) for job in Job.objects.filter(pk__in=ids)
+                           .only("id", "queue", "name", "data", "priority")])
     return len(ids)
 
 
@@ -96,7 +99,11 @@ def cancel_job(job_id: str, by: str = "system") -> str:
     raise JobStateError(job_id, job.state, "cancel")
 
 
+#: States a job can be removed in: any but active (cancel it first).
+REMOVABLE = tuple(state for state in JobState if state != JobState.ACTIVE)
+
+
 def remove_job(job_id: str, by: str = "system") -> bool:
-    """Delete a job record (an active job cannot be removed; cancel it first)."""
-    deleted = Job.objects.filter(pk=job_id).exclude(state=JobState.ACTIVE).delete()
-    return deleted[1].get(Job._meta.label, 0) > 0
+    """Delete a job record and its log lines (an active job cannot be removed; cancel it first)."""
+    return bool(retention.delete_jobs([job_id], REMOVABLE))
+

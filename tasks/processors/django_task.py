@@ -17,7 +17,7 @@ from django_tasks.utils import normalize_json
 
 from tasks.integrations.django_tasks import RUNNER_JOB_NAME, resolve_task, result_from_job
 from tasks.jobs.config import QueueName
-from tasks.jobs.errors import PermanentJobError
+from tasks.jobs.errors import InvalidArgumentsError, PermanentJobError
 from tasks.models import Job
 from tasks.worker.job import JobContext
 from tasks.worker.registry import processor
@@ -31,7 +31,7 @@ def run_django_task(
     queue_name: str | None = None,
     priority: int = 0,
 ) -> Any:
-    """Import the ``@task`` at ``task`` and call it; its return value is the job's result.
+    """Call the registered ``@task`` at ``task``; its return value is the job's result.
 
     ``queue_name`` and ``priority`` are the values the task was enqueued with,
     kept so ``get_result`` can rebuild the task; routing already used them.
@@ -61,5 +61,14 @@ def _running_result(job: JobContext, target) -> Any:
     return result
 
 
+def _check_registered(data: dict) -> None:
+    """At enqueue: the path must name a registered ``@task`` (looked up, not imported)."""
+    try:
+        resolve_task(data.get("task"))
+    except InvalidTaskError as exc:
+        raise InvalidArgumentsError(RUNNER_JOB_NAME, str(exc)) from None
+
+
 #: One registered processor per declared queue, ``<queue>.django-task``.
-RUNNERS = {queue: processor(queue, RUNNER_JOB_NAME)(run_django_task) for queue in QueueName}
+RUNNERS = {queue: processor(queue, RUNNER_JOB_NAME, check_data=_check_registered)(run_django_task)
+           for queue in QueueName}

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import smtplib
 
-from django.conf import settings
-
 from tasks.jobs.config import QueueName
 from tasks.jobs.errors import PermanentJobError
 from tasks.services import email as mail
@@ -50,8 +48,10 @@ def send_welcome_email(job: JobContext, user_id: int | None = None, to: str | No
 
 @processor(QueueName.EMAIL, "send-password-reset-email", fail_on=PERMANENT_SMTP_ERRORS,
            failure_hook=notify_failure)
-def send_password_reset_email(job: JobContext, user_id: int, base_url: str | None = None) -> dict:
-    message = mail.password_reset_message(user_id, base_url or settings.SITE_URL)
+def send_password_reset_email(job: JobContext, user_id: int) -> dict:
+    """The reset link points at ``SITE_URL``, never at a host the caller names: a job
+    that could choose it would mail a valid reset token to the caller's server."""
+    message = mail.password_reset_message(user_id)
     if message is None:
         return {"sent": False, "reason": "no such user or no email"}
     to, subject, body = message

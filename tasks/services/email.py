@@ -53,13 +53,14 @@ def welcome_message(user_id: int) -> tuple[str, str, str] | None:
     )
 
 
-def password_reset_message(user_id: int, base_url: str) -> tuple[str, str, str] | None:
+def password_reset_message(user_id: int) -> tuple[str, str, str] | None:
+    """The reset email of ``user_id``; its link is on ``SITE_URL`` (settings only)."""
     user = get_user_model().objects.filter(pk=user_id).first()
     if user is None or not user.email:
         return None
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
-    link = f"{base_url.rstrip('/')}/accounts/reset/{uid}/{token}/"
+    link = f"{settings.SITE_URL.rstrip('/')}/accounts/reset/{uid}/{token}/"
     return (
         user.email,
         "Reset your IntelGraph password",

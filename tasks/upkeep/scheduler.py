@@ -20,6 +20,7 @@ wall time that occurs twice at fall-back runs once, at its first occurrence
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
 from tasks.enqueue.task import RecordingTask
+from tasks.jobs.spec import valid_job_id
 
 
 def firing_time(schedule, last_run_at: datetime, now: datetime) -> datetime:
@@ -51,7 +53,25 @@ def firing_time(schedule, last_run_at: datetime, now: datetime) -> datetime:
 
 
 def firing_job_id(schedule_name: str, fire_time: datetime) -> str:
-    return f"cron:{schedule_name}:{fire_time.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    """``cron:<schedule>:<fire time>``; a name that is not a valid id part is escaped.
+
+    Schedule names are free text (admin): '/', control characters or '%' are
+    percent-encoded, so the id stays a valid job id (``tasks.jobs.spec``) and
+    distinct names keep distinct ids; names too long for it end in a digest.
+    """
+    name = schedule_name
+    if not valid_job_id(name) or "%" in name:
+        name = "".join(ch if ch.isprintable() and ch not in "/%" else
+                       "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+                       for ch in name)
+    if len(name) > _NAME_MAX:
+        digest = hashlib.sha256(schedule_name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        name = f"{name[:_NAME_MAX - 17]}~{digest}"
+    return f"cron:{name}:{fire_time.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+
+
+#: Room for the name in a job id: "cron:" + name + ":" + 20-character time <= 255.
+_NAME_MAX = 255 - len("cron:") - 1 - 20
 
 
 def interval_due(every_s: float, last_run_at: datetime, now: datetime) -> schedules.schedstate:
@@ -176,10 +196,18 @@ class ExactlyOnceScheduler(DatabaseScheduler):
         return interval_due(schedule.run_every.total_seconds(), entry.last_run_at, self.app.now())
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
-        """Celery's own ``apply_async``, with the firing's job id as the task id."""
+        """Celery's own ``apply_async``, with the firing's job id as the task id.
+
+        A schedule naming anything but a job (a typo, ``celery.starmap``, a
+        task of another app) is refused here, loudly (beat logs the error at
+        each firing), instead of sending a message every worker would reject.
+        """
         task = self.app.tasks.get(entry.task)
         if not isinstance(task, RecordingTask):
-            return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+            raise SchedulingError(
+                f"schedule {entry.name!r} names task {entry.task!r}, which is not a job "
+                "(<queue>.<job name> of a @processor): not sent"
+            )
         now = self.app.now()
         last = entry.last_run_at
         tz = getattr(entry.schedule, "tz", None)

@@ -77,6 +77,7 @@ def add_repeatable_job(
     task = get_task(queue_name, name)
     data = parse_data(data)
     task.bind_data(kwargs=data)
+    task.check_data(data)
     if (cron is None) == (every is None):
         raise InvalidRepeatError("give exactly one of cron and every")
     job_priority = parse_priority(priority) if priority is not None else None
@@ -185,8 +186,9 @@ def _last_firing(periodic: PeriodicTask) -> datetime:
     from django.db.models import Max
 
     from tasks.models import Job
+    from tasks.upkeep.scheduler import firing_job_id
 
-    prefix = f"cron:{periodic.name}:"
+    prefix = firing_job_id(periodic.name, datetime(2000, 1, 1))[:-len("2000-01-01T00:00:00Z")]
     newest = (Job.objects.filter(pk__gte=prefix, pk__lt=prefix[:-1] + ";")
               .aggregate(newest=Max("created_at"))["newest"])
     candidates = [moment for moment in (periodic.last_run_at, newest) if moment is not None]

@@ -23,6 +23,7 @@ from celery import bootsteps, signals
 from celery.worker import state as worker_state
 
 from tasks import fastpath
+from tasks.worker.admission import refuse_non_job_tasks
 from tasks.worker.rejections import record_rejected
 
 logger = logging.getLogger("tasks.worker.bootstep")
@@ -89,6 +90,7 @@ class JobWorkerStep(bootsteps.StartStopStep):
         self.cancelled = set()
         self.count_decode_errors(consumer)
         self.guard_strategies(consumer)
+        refuse_non_job_tasks(consumer)  # job tasks only (tasks/worker/admission.py)
         fastpath.install_consumer(consumer)
         self.tick(consumer)  # pauses apply before the first message is fetched
         self.timer_entry = consumer.timer.call_repeatedly(HEARTBEAT_EVERY_S, self.tick, (consumer,))

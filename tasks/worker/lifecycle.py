@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from tasks.enqueue.cursors import bound_cursor, without_wal_wait
@@ -34,6 +35,10 @@ class Claim:
     backoff: dict
     worker: str
     started_at: datetime
+    #: The row's queue, job name and data: the job a message may run is its record's.
+    queue: str = ""
+    name: str = ""
+    data: dict | None = None
 
 
 _RESULT_FIELD = Job._meta.get_field("result")
@@ -54,7 +59,8 @@ def _claim_sql(vendor: str) -> str:
         f"{without_wal_wait(vendor)} "
         f"WHERE {table}.{qn('id')} = %s AND {table}.{qn('state')} = %s "
         f"RETURNING {table}.{qn('attempts_made')}, {table}.{qn('max_attempts')}, "
-        f"{table}.{qn('backoff')}"
+        f"{table}.{qn('backoff')}, {table}.{qn('queue')}, {table}.{qn('name')}, "
+        f"{table}.{qn('data')}"
     )
 
 
@@ -74,7 +80,8 @@ def claim(job_id: str, worker: str, now: datetime | None = None) -> Claim | None
     """Move a job from waiting to active in one statement; None if it was not waiting.
 
     ``UPDATE … RETURNING`` (SQLite ≥ 3.35, PostgreSQL) saves the SELECT a
-    second round trip would cost on every job.
+    second round trip would cost on every job; it returns the row's queue,
+    name and data, which the worker runs (not the message's).
     """
     now = now or timezone.now()
     sql = _claim_sql(connection.vendor)
@@ -99,7 +106,8 @@ def claim(job_id: str, worker: str, now: datetime | None = None) -> Claim | None
     if row is None:
         return None
     return Claim(attempts_made=row[0], max_attempts=row[1], backoff=_json(row[2]) or {},
-                 worker=worker[:255], started_at=now)
+                 worker=worker[:255], started_at=now, queue=row[3], name=row[4],
+                 data=_json(row[5]))
 
 
 def _fetchone(sql: str, params: list) -> tuple | None:
@@ -163,6 +171,21 @@ def record_failure(
             state=JobState.DELAYED, errors=history, run_at=now + retry_in, published_at=None
         )
         return JobState.DELAYED if changed else None
+
+
+def release(job_id: str, *, run: Claim) -> bool:
+    """Undo a claim that must not run (its message disagrees with the row): waiting again.
+
+    The attempt is not counted, and ``published_at`` is cleared so the
+    promoter's relay publishes the job afresh from its row: the message that
+    was meant for it may have been taken meanwhile (a delivery finding the job
+    active is dropped as a duplicate). A message still queued for it runs it
+    once, like any duplicate.
+    """
+    return bool(_this_run(job_id, run).update(
+        state=JobState.WAITING, attempts_made=F("attempts_made") - 1, worker="",
+        started_at=None, published_at=None,
+    ))
 
 
 def mark_cancelled(job_id: str, now: datetime | None = None, *, run: Claim) -> bool:

@@ -23,6 +23,7 @@ def processor(
     fail_on: tuple[type[BaseException], ...] = (),
     backoff_strategy: CustomStrategy | None = None,
     failure_hook: Callable[[JobContext, BaseException], None] | None = None,
+    check_data: Callable[[dict], None] | None = None,
     **task_options: Any,
 ) -> Callable[[Callable[..., Any]], JobTask]:
     """Register ``fn(job, **data)`` as job ``name`` on ``queue``.
@@ -30,6 +31,8 @@ def processor(
     The Celery task is named ``<queue>.<name>`` (stable: schedules in the
     database refer to it) and gets the queue preset's time limits.
     ``fail_on`` errors fail the job at once even if they look transient.
+    ``check_data(data)`` runs at every enqueue and raises a ``JobInputError``
+    for data the job must refuse (a webhook host not allowed, say).
     """
     preset = QUEUE_PRESETS[queue]
 
@@ -49,6 +52,7 @@ def processor(
             fail_on=(PermanentJobError, *fail_on),
             backoff_strategy=staticmethod(backoff_strategy) if backoff_strategy else None,
             failure_hook=staticmethod(failure_hook) if failure_hook else None,
+            data_check=staticmethod(check_data) if check_data else None,
             **options,
         )(fn)
 

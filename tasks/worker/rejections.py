@@ -11,6 +11,8 @@ from typing import Any
 
 from django.db import DatabaseError
 
+from tasks.jobs.text import one_line, storable
+
 logger = logging.getLogger("tasks.worker.rejections")
 
 
@@ -20,8 +22,11 @@ def record_rejected(reason: str, message: Any, detail: str = "") -> None:
 
     delivery_info = getattr(message, "delivery_info", None)
     queue = (delivery_info or {}).get("routing_key") or "" if isinstance(delivery_info, dict) else ""
-    logger.error("rejected message on %r: %s %s", queue, reason, detail[:200])
+    queue = one_line(str(queue), 64)
+    # The detail quotes the message (its id, its task name): escaped, so a
+    # forged id can neither forge a log line nor fail the insert.
+    logger.error("rejected message on %r: %s %s", queue, reason, one_line(detail, 200))
     try:
-        RejectedMessage.objects.create(queue=queue[:64], reason=reason, detail=detail[:2000])
+        RejectedMessage.objects.create(queue=queue, reason=reason, detail=storable(detail, 2000))
     except DatabaseError:
         logger.exception("could not record a rejected message (%s)", reason)

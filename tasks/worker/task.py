@@ -24,13 +24,18 @@ from django.utils import timezone
 from tasks.enqueue.task import RecordingTask
 from tasks.jobs.backoff import CustomStrategy, next_delay_ms
 from tasks.jobs.errors import (
+    DirectCallRefused,
     JobCancelled,
     PermanentJobError,
     TransientJobError,
 )
+from tasks.jobs.spec import valid_job_id
 from tasks.jobs.states import JobState
+from tasks.jobs.text import one_line, short_repr, storable
 from tasks.worker import lifecycle
+from tasks.worker.admission import in_worker
 from tasks.worker.job import JobContext
+from tasks.worker.rejections import record_rejected
 
 logger = logging.getLogger("tasks.jobs")
 
@@ -62,16 +67,33 @@ class JobTask(RecordingTask):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
         if request.called_directly or request.is_eager:
+            if in_worker():
+                # Celery's starmap/map/chunks, or code in another job, calling this task as a
+                # function: it would run the processor with no record. Jobs run from rows.
+                record_rejected("called-directly", None, f"task {self.name}")
+                raise DirectCallRefused(self.name)
             job = JobContext(id="direct", queue=self.queue_name.value, name=self.job_name,
                              data=kwargs, attached=False)
             return self.run(job, *args, **kwargs)
-        return self._execute(request.id, request.hostname or "", kwargs)
+        return self._execute(request.id, request.hostname or "", kwargs, args)
 
-    def _execute(self, job_id: str, worker: str, data: dict) -> None:
+    def _execute(self, job_id: str, worker: str, data: dict, args: tuple = ()) -> None:
+        """Run the job ``job_id`` from its row; ``data``/``args``: the message's arguments."""
+        if not valid_job_id(job_id):  # no row can have it: forged, and unsafe to log as is
+            record_rejected("invalid-job-id", self.request, f"task {self.name} id {job_id!r}")
+            return None
+        if args:  # job messages carry keyword arguments only
+            record_rejected("data-mismatch", self.request,
+                            f"task {self.name} id {job_id}: positional arguments")
+            return None
         won = lifecycle.claim(job_id, worker)
         if won is None:
             self._skip(job_id)
             return None
+        if (won.queue, won.name) != (self.queue_name.value, self.job_name) or won.data != data:
+            self._refuse_disagreeing(job_id, won)
+            return None
+        data = won.data
         job = JobContext(id=job_id, queue=self.queue_name.value, name=self.job_name, data=data,
                          attempts_made=won.attempts_made, max_attempts=won.max_attempts)
         logger.info("job %s active (attempt %d/%d)", job_id, won.attempts_made,
@@ -96,7 +118,6 @@ class JobTask(RecordingTask):
     def _skip(self, job_id: str) -> None:
         """A delivery that must not run: a duplicate, a cancelled job, or a foreign message."""
         from tasks.models import Job
-        from tasks.worker.rejections import record_rejected
 
         if Job.objects.filter(pk=job_id).exists():
             logger.info("job %s delivered but not waiting (duplicate or cancelled): skipped",
@@ -104,28 +125,62 @@ class JobTask(RecordingTask):
         else:
             record_rejected("no-job-record", self.request, f"task {self.name} id {job_id}")
 
+    def _refuse_disagreeing(self, job_id: str, won: lifecycle.Claim) -> None:
+        """A message whose task or arguments are not its row's: nothing runs, it is counted.
+
+        The claim is given back (``lifecycle.release``) and the relay publishes
+        the job again from its row, so a forged message can neither run other
+        data under a real job's id nor take the job's run away.
+        """
+        if (won.queue, won.name) != (self.queue_name.value, self.job_name):
+            reason, detail = "task-mismatch", f"row is {won.queue}.{won.name}"
+        else:
+            reason, detail = "data-mismatch", "keyword arguments differ from the row's data"
+        lifecycle.release(job_id, run=won)
+        lifecycle.append_log(job_id, f"a message for task {self.name} was rejected ({reason}); "
+                                     "the job waits to be published again from its record")
+        record_rejected(reason, self.request, f"task {self.name} id {job_id}: {detail}")
+
     def _fail(self, job: JobContext, won: lifecycle.Claim, exc: Exception, started: datetime) -> None:
+        """Record a failed attempt: a retry after the backoff, or the final failure.
+
+        Whatever goes wrong here is recorded as this job's error too, never left
+        to surface later as "worker lost": a backoff that cannot be computed
+        (a custom strategy that raises, a row holding a bad backoff) fails the
+        job now with both errors; a failure entry the database refuses is
+        recorded again, reduced to the error's text.
+        """
         now = timezone.now()
-        entry = {
-            "attempt": won.attempts_made,
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(),
-            "started_at": started.isoformat(),
-            "failed_at": now.isoformat(),
-        }
+        entry = failure_entry(won.attempts_made, exc, traceback.format_exc(), started, now)
         retry_in = None
         if self._retryable(exc) and won.attempts_made < won.max_attempts:
-            delay_ms = next_delay_ms(won.backoff, won.attempts_made, self.backoff_strategy)
-            retry_in = timedelta(milliseconds=delay_ms)
-        state = lifecycle.record_failure(job.id, entry, retry_in, now, run=won)
+            try:
+                delay_ms = next_delay_ms(won.backoff, won.attempts_made, self.backoff_strategy)
+                retry_in = timedelta(milliseconds=delay_ms)
+            except Exception as problem:
+                entry["error"] = storable(f"{entry['error']} (not retried: computing its backoff "
+                                          f"raised {type(problem).__name__}: {problem})",
+                                          ERROR_MAX_CHARS)
+                logger.exception("job %s: computing the backoff failed; failing it now", job.id,
+                                 extra=self._extra(job.id))
+        try:
+            state = lifecycle.record_failure(job.id, entry, retry_in, now, run=won)
+        except Exception as problem:
+            logger.exception("job %s: recording its failure failed; recording it reduced",
+                             job.id, extra=self._extra(job.id))
+            entry = {**entry, "traceback": "", "error": storable(
+                f"{entry['error']} (recording it in full raised {type(problem).__name__})",
+                ERROR_MAX_CHARS)}
+            retry_in = None
+            state = lifecycle.record_failure(job.id, entry, None, now, run=won)
         if state == JobState.DELAYED:
             logger.warning("job %s failed attempt %d/%d, retrying in %.1fs: %s", job.id,
                            won.attempts_made, won.max_attempts, retry_in.total_seconds(),
-                           entry["error"], extra=self._extra(job.id))
+                           one_line(entry["error"]), extra=self._extra(job.id))
             raise Retry(exc=exc, when=now + retry_in)
         if state == JobState.FAILED:
             logger.error("job %s failed permanently after %d attempt(s): %s", job.id,
-                         won.attempts_made, entry["error"], extra=self._extra(job.id))
+                         won.attempts_made, one_line(entry["error"]), extra=self._extra(job.id))
             self._call_failure_hook(job, exc)
             raise exc
 
@@ -145,9 +200,31 @@ class JobTask(RecordingTask):
         return {"job_id": job_id, "queue": self.queue_name.value, "job_name": self.job_name}
 
 
+#: Longest error text and traceback kept per attempt (an exception's message can be megabytes).
+ERROR_MAX_CHARS = 10_000
+TRACEBACK_MAX_CHARS = 50_000
+
+
+def failure_entry(attempt: int, exc: BaseException, trace: str, started: datetime,
+                  failed: datetime) -> dict:
+    """One attempt's error as stored: text the database accepts (no NUL, no lone surrogates)."""
+    return {
+        "attempt": attempt,
+        "error": storable(f"{type(exc).__name__}: {exc}", ERROR_MAX_CHARS),
+        "traceback": storable(trace, TRACEBACK_MAX_CHARS),
+        "started_at": started.isoformat(),
+        "failed_at": failed.isoformat(),
+    }
+
+
 def _jsonable(value: Any) -> Any:
+    """The result as stored: JSON the database accepts, else a bounded ``repr``."""
     try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return {"repr": repr(value)}
+        encoded = json.dumps(value, allow_nan=False)
+        if "\\u" in encoded:  # NUL and lone surrogates: PostgreSQL's jsonb refuses them
+            if "\\u0000" in encoded:
+                raise ValueError("NUL in the result")
+            json.dumps(value, ensure_ascii=False).encode()  # raises on a lone surrogate
+    except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        return {"repr": storable(short_repr(value), ERROR_MAX_CHARS)}
     return value

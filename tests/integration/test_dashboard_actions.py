@@ -138,6 +138,9 @@ def test_clean_a_queue_by_state_and_age(db, csrf_client):
     assert set(Job.objects.values_list("id", flat=True)) == {"new", "oldfail"}
     bad = post(csrf_client, "/queues/email/clean", {"state": "active", "age": "1", "unit": "days"})
     assert bad.status_code == 400
+    huge = post(csrf_client, "/queues/email/clean",
+                {"state": "completed", "age": str(10**12), "unit": "days"})
+    assert huge.status_code == 400 and "at most 3650 days" in huge.content.decode()
 
 
 def test_pause_and_resume_a_queue(service, csrf_client):

@@ -68,9 +68,9 @@ def test_pause_and_resume(db):
 
 
 def test_clean_deletes_in_batches_with_a_progress_bar(db, monkeypatch):
-    from tasks.management.commands import queues
+    from tasks.upkeep import retention
 
-    monkeypatch.setattr(queues, "CLEAN_BATCH", 4)
+    monkeypatch.setattr(retention, "DELETE_BATCH", 4)
     rows("email", "completed", 10, "old", age=timedelta(days=2))
     rows("email", "completed", 2, "new")
     out, err = run("clean", "email", "--state", "completed", "--older-than", "1d", "--progress")

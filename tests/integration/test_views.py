@@ -47,7 +47,8 @@ def test_invalid_signup_records_no_job(service, client):
     assert Job.objects.count() == 0 and User.objects.count() == 0
 
 
-def test_api_creates_a_job_and_reports_its_state(service, staff_client):
+def test_api_creates_a_job_and_reports_its_state(service, staff_client, settings):
+    settings.JOB_API_ALLOWED = ["data-processing.record"]
     response = _post(staff_client, {"queue": "data-processing", "name": "record",
                                     "data": {"key": "api"}, "options": {"priority": 1}})
     assert response.status_code == 201
@@ -64,15 +65,17 @@ def test_api_creates_a_job_and_reports_its_state(service, staff_client):
     [
         ({"queue": "emial", "name": "send-welcome-email"}, "queue 'emial' is not one of"),
         ({"queue": "email", "name": "nope"}, "job name 'nope' is not registered"),
-        ({"queue": "email", "name": "send-welcome-email", "data": {"to": "a"},
+        ({"queue": "notifications", "name": "send-reminder", "data": {"message": "a"},
           "options": {"delay": -5}}, "delay -5 is invalid"),
-        ({"queue": "email", "name": "send-welcome-email", "options": {"priority": 7}},
+        ({"queue": "notifications", "name": "send-reminder", "data": {"message": "a"},
+          "options": {"priority": 7}},
          "priority 7 is outside"),
-        ({"queue": "email", "name": "send-welcome-email", "options": {"attempts": 0}},
+        ({"queue": "notifications", "name": "send-reminder", "data": {"message": "a"},
+          "options": {"attempts": 0}},
          "attempts 0 is invalid"),
-        ({"queue": "email", "name": "send-welcome-email", "options": {"colour": 1}},
+        ({"queue": "notifications", "name": "send-reminder", "options": {"colour": 1}},
          "unknown options ['colour']"),
-        ({"queue": "email", "name": "send-welcome-email", "data": {"body": "x" * 70000}},
+        ({"queue": "notifications", "name": "send-reminder", "data": {"message": "x" * 70000}},
          "over the 65536-byte limit"),
     ],
 )
@@ -81,7 +84,7 @@ def test_api_rejects_bad_input_with_the_reason(service, staff_client, body, mess
     assert response.status_code == 400
     assert message in response.json()["error"]
     assert Job.objects.count() == 0
-    assert queue_length("email") == 0
+    assert queue_length("notifications") == 0
 
 
 def test_api_rejects_a_body_that_is_not_json(db, staff_client):

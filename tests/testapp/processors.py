@@ -114,3 +114,18 @@ def soak(job: JobContext, n: int, work_ms: int = 2) -> str:
     except IntegrityError:
         pass  # already done by an earlier, interrupted run
     return "done"
+
+
+@processor(QueueName.DATA_PROCESSING, "unlucky-backoff",
+           backoff_strategy=lambda attempts_made: float("nan"))
+def unlucky_backoff(job: JobContext, key: str) -> None:
+    """Fails with a transient error whose text holds NUL and a lone surrogate; its
+    backoff strategy is broken: the failure path itself raises."""
+    _record(job, key)
+    raise TransientJobError("upstream said \x00 and \ud800")
+
+
+@processor(QueueName.ANALYTICS, "calls-another-directly")
+def calls_another_directly(job: JobContext, key: str) -> None:
+    """Calls a job task as a plain function, as Celery's starmap would: refused in a worker."""
+    record_analytics(key=key)

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from tasks.jobs.config import QUEUE_NAMES, QueueName
+from tasks.jobs.limits import MAX_CLEAN_AGE
 from tasks.jobs.states import ALL_STATES, CLEANABLE_SINCE, JobState
 from tasks.models import Job
 from tasks.operate import actions, counts
@@ -18,17 +19,18 @@ from tasks.operate.dashboard import queries
 from tasks.upkeep import retention
 from tasks.worker import presence
 
-DURATION = re.compile(r"^(\d+)([smhd])$")
+DURATION = re.compile(r"^([0-9]{1,15})([smhd])$")  # ASCII digits; int() takes any
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-#: Rows deleted per statement by ``clean``, so the progress bar moves and locks stay short.
-CLEAN_BATCH = 1000
 
 
 def parse_age(text: str) -> timedelta:
     match = DURATION.match(text.strip())
     if not match:
         raise CommandError(f"age {text!r} must look like 30s, 15m, 24h or 7d")
-    return timedelta(seconds=int(match.group(1)) * UNIT_S[match.group(2)])
+    seconds = int(match.group(1)) * UNIT_S[match.group(2)]
+    if seconds > MAX_CLEAN_AGE.total_seconds():  # ``timedelta`` itself overflows further out
+        raise CommandError(f"age {text!r} is over the {MAX_CLEAN_AGE.days}-day limit")
+    return timedelta(seconds=seconds)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -144,17 +146,12 @@ class Command(BaseCommand):
     def do_clean(self, options) -> None:
         queue, state = options["queue"], options["state"]
         grace = parse_age(options["older_than"])
-        field = CLEANABLE_SINCE[JobState(state)]
-        cutoff = timezone.now() - grace
-        total = Job.objects.filter(queue=queue, state=state, **{f"{field}__lt": cutoff}).count()
+        now = timezone.now()
+        total = retention.cleanable(queue, state, now - grace).count()
         progress = Progress(total, f"cleaning {queue}", self.stderr, options["progress"])
-        deleted = 0
-        while True:
-            n = retention.clean(QueueName(queue), grace, state, limit=CLEAN_BATCH)
-            deleted += n
-            progress.advance(n)
-            if n < CLEAN_BATCH:
-                break
+        # In batches of retention.DELETE_BATCH: the bar moves and locks stay short.
+        deleted = retention.clean(QueueName(queue), grace, state, now=now,
+                                  on_batch=progress.advance)
         progress.close()
         self.stdout.write(table(["queue", "state", "older than", "deleted"],
                                 [[queue, state, options["older_than"], deleted]]))

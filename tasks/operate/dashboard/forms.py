@@ -7,6 +7,7 @@ from datetime import timedelta
 from django import forms
 
 from tasks.jobs.config import JobPriority
+from tasks.jobs.limits import MAX_CLEAN_AGE
 from tasks.jobs.states import CLEANABLE_SINCE
 from tasks.operate.dashboard.queries import JobFilter
 
@@ -43,6 +44,13 @@ class CleanForm(forms.Form):
     state = forms.ChoiceField(choices=[(s.value, s.value) for s in CLEANABLE_SINCE])
     age = forms.IntegerField(min_value=0, initial=24, label="older than")
     unit = forms.ChoiceField(choices=[(u, u) for u in AGE_UNITS], initial="hours")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if "age" in data and data.get("unit") in AGE_UNITS:
+            if data["age"] * AGE_UNITS[data["unit"]] > MAX_CLEAN_AGE.total_seconds():
+                self.add_error("age", f"at most {MAX_CLEAN_AGE.days} days")
+        return data
 
     def grace(self) -> timedelta:
         return timedelta(seconds=self.cleaned_data["age"] * AGE_UNITS[self.cleaned_data["unit"]])

@@ -19,11 +19,10 @@ from tasks.jobs import permissions
 from tasks.jobs.config import QueueName
 from tasks.jobs.errors import JobNotFoundError, JobStateError
 from tasks.models import JobState
-from tasks.operate import actions, counts
+from tasks.operate import actions, bulk, counts
 from tasks.operate.dashboard.access import check, permission_required
 from tasks.operate.dashboard.forms import CleanForm
 from tasks.operate.dashboard.views import _job_or_404, _queue_or_404, job_context, page
-from tasks.upkeep import retention
 from tasks.worker import presence
 
 audit = logging.getLogger("tasks.audit")
@@ -109,9 +108,15 @@ def retry_failed(request: HttpRequest, queue: str) -> HttpResponse:
             "queue": queue, "count": counts.state_count(queue, JobState.FAILED),
         })
     by = request.user.get_username()
-    n = actions.retry_failed(queue, by)
-    audit.info("%d failed job(s) of %s retried by %s", n, queue, by)
-    messages.success(request, f"{n} failed job(s) of {queue} retried.")
+    outcome = bulk.retry_failed_or_schedule(queue, by)
+    if outcome.in_background:
+        audit.info("retry of %d failed job(s) of %s started by %s as job %s", outcome.total,
+                   queue, by, outcome.job_id)
+        messages.success(request, f"Retrying {outcome.total} failed job(s) of {queue} in the "
+                         "background: this job shows its progress.")
+        return HttpResponseRedirect(reverse("dashboard:job", args=[outcome.job_id]))
+    audit.info("%d failed job(s) of %s retried by %s", outcome.done, queue, by)
+    messages.success(request, f"{outcome.done} failed job(s) of {queue} retried.")
     return HttpResponseRedirect(reverse("dashboard:queue-state", args=[queue, JobState.FAILED]))
 
 
@@ -123,7 +128,14 @@ def clean(request: HttpRequest, queue: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         state = form.cleaned_data["state"]
         by = request.user.get_username()
-        n = retention.clean(QueueName(queue), form.grace(), state)
+        outcome = bulk.clean_or_schedule(QueueName(queue), form.grace(), state, by)
+        if outcome.in_background:
+            audit.info("clean of %d %s job(s) of %s started by %s as job %s", outcome.total,
+                       state, queue, by, outcome.job_id)
+            messages.success(request, f"Deleting {outcome.total} {state} job(s) of {queue} in "
+                             "the background: this job shows its progress.")
+            return HttpResponseRedirect(reverse("dashboard:job", args=[outcome.job_id]))
+        n = outcome.done
         audit.info("%d %s job(s) of %s older than %s deleted by %s", n, state, queue,
                    form.grace(), by)
         messages.success(request, f"{n} {state} job(s) of {queue} older than "

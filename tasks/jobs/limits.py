@@ -1,0 +1,36 @@
+"""Bounds on every number and name a caller gives, each with its unit and its reason.
+
+A value outside them is refused at the call site with a ``JobInputError``
+naming it (``tasks.jobs.spec``, ``tasks.jobs.backoff``): beyond them
+``datetime`` arithmetic overflows, a 32-bit column (PostgreSQL ``integer``)
+overflows, or a decoder runs out of stack, and what was a bad value became
+a 500 or a job stuck in its failure path.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+#: Longest ``delay``: a year. ``now + delay`` overflows ``datetime`` near
+#: 10**11 s, and nothing here plans further ahead than a yearly report.
+MAX_DELAY_S = 365 * 24 * 3600
+
+#: Most ``attempts`` a job may have. Retries of a transient error; a job
+#: that needs more is better rescheduled. ``max_attempts`` is a 32-bit column.
+MAX_ATTEMPTS = 100
+
+#: Longest backoff ``delay`` and ``max_delay``: a day, in milliseconds.
+#: ``timedelta(milliseconds=10**20)`` overflows inside the failure path.
+MAX_BACKOFF_MS = 24 * 3600 * 1000
+
+#: Deepest nesting of containers (objects and arrays) in job data, and in an
+#: API request body. kwargs are flat in practice; Python's JSON encoder and
+#: decoder recurse and fail near 1,000 levels (in the worker's decoder too).
+MAX_DATA_DEPTH = 64
+
+#: Longest job id, in characters: the primary-key column is ``varchar(255)``.
+MAX_JOB_ID_CHARS = 255
+
+#: Oldest age ``clean`` accepts: ten years. ``now - age`` overflows ``datetime``
+#: for ages beyond year 1, and no job is kept this long.
+MAX_CLEAN_AGE = timedelta(days=3650)
