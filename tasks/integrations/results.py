@@ -18,6 +18,7 @@ Configured as ``CELERY_RESULT_BACKEND`` (settings/celery.py).
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,8 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 
 from tasks.jobs.errors import JobStateError, error_class_path
 from tasks.jobs.states import FINISHED_STATES, JobState
+
+logger = logging.getLogger("tasks.integrations.results")
 
 #: First and longest pause between two reads of a row while ``get()`` waits (seconds).
 POLL_FIRST_S = 0.02
@@ -121,10 +124,18 @@ class JobResultBackend(BaseBackend):
 
     def _store_result(self, task_id: str, result: Any, state: str, traceback: Any = None,
                       request: Any = None, **kwargs: Any) -> Any:
-        """Job rows are written by the service's own transitions, not through Celery."""
-        raise NotImplementedError(
-            f"the job record of {task_id} holds its state; Celery does not write it "
-            "(keep task_ignore_result on)")
+        """A state Celery reports itself (an unknown task's failure, a revoke): the record decides.
+
+        Job rows change only by the service's guarded transitions, so Celery's
+        report is logged, not written; a revoke cancels the job on record.
+        Raising here would stop the worker (Celery calls it from its consumer).
+        """
+        if state == states.REVOKED:
+            self.mark_as_revoked(task_id)
+        else:
+            logger.info("Celery reported %s for %s; the job record keeps its own state",
+                        state, task_id)
+        return result
 
     def mark_as_revoked(self, task_id: str, reason: str = "", request: Any = None,
                         store_result: bool = True, state: str = states.REVOKED) -> None:

@@ -91,3 +91,12 @@ def test_forget_removes_a_finished_job_and_refuses_an_unfinished_one(service):
 
     assert not Job.objects.filter(pk=done).exists()
     assert Job.objects.filter(pk=later, state="delayed").exists()
+
+
+def test_a_state_celery_reports_itself_leaves_the_record_to_the_service(db):
+    """Celery marks an unknown task's message failed through the backend: nothing breaks."""
+    job_id = add_job(QueueName.DATA_PROCESSING, "record", {"key": "kept"}, delay=3600_000)
+
+    celery_app.backend.mark_as_failure(job_id, KeyError("not registered here"))
+
+    assert Job.objects.get(pk=job_id).state == "delayed"
