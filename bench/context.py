@@ -117,7 +117,7 @@ class ServiceSide:
                 if priority is not None:
                     job["priority"] = priority
                 if delays is not None:
-                    job["delay"] = delays[i]
+                    job["delay"] = delays[i] * 1000  # seconds here, milliseconds in the job API
                 batch.append(job)
             add_bulk(batch)
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from typing import Any
 
 from tasks.enqueue.records import enqueue, enqueue_many
@@ -25,40 +23,9 @@ def _spec(queue: Any, name: Any, data: Any, options: Mapping[str, Any],
         if cacheable:
             tasks[(queue, name)] = task
     data, data_json = encode_data(data)
-    if not _fits(task.run, data.keys()):
-        task.bind_data(kwargs=data)  # raises the precise InvalidArgumentsError
+    task.check_arguments(data)
     task.check_data(data)
     return build_spec(queue_name, name, data, data_json=data_json, **options)
-
-
-@lru_cache(maxsize=1024)
-def _parameters(run: Any) -> tuple[frozenset[str], frozenset[str], bool] | None:
-    """(accepted names, required names, takes ``**kwargs``) of a processor; None if unusual.
-
-    ``inspect.signature`` and ``bind`` per job measured ~20 µs; processors do
-    not change, so this is worked out once per processor.
-    """
-    params = list(inspect.signature(run).parameters.values())[1:]  # drop ``job``
-    names, required, var_keyword = set(), set(), False
-    for param in params:
-        if param.kind is inspect.Parameter.VAR_KEYWORD:
-            var_keyword = True
-        elif param.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
-            names.add(param.name)
-            if param.default is inspect.Parameter.empty:
-                required.add(param.name)
-        else:  # positional-only or *args: let ``bind_data`` judge every call
-            return None
-    return frozenset(names), frozenset(required), var_keyword
-
-
-def _fits(run: Any, keys: Any) -> bool:
-    """True when ``RecordingTask.bind_data`` would accept these keyword arguments as they are."""
-    parameters = _parameters(run)
-    if parameters is None:
-        return False
-    names, required, var_keyword = parameters
-    return required <= keys and (var_keyword or keys <= names)
 
 
 def add_job(

@@ -154,11 +154,11 @@ def _module_level(task: Task) -> Any:
         return None
 
 
-def delay_until(run_after: datetime | None) -> float | None:
-    """Seconds from now until ``run_after`` (0 when it has passed); None without one."""
+def delay_until(run_after: datetime | None) -> timedelta | None:
+    """The time from now until ``run_after`` (zero when it has passed); None without one."""
     if run_after is None:
         return None
-    return max((run_after - timezone.now()).total_seconds(), 0.0)
+    return max(run_after - timezone.now(), timedelta(0))
 
 
 class IntelGraphTaskBackend(BaseTaskBackend):
@@ -242,6 +242,7 @@ class IntelGraphTaskBackend(BaseTaskBackend):
             data,
             priority=job_priority(task.priority),
             delay=delay_until(task.run_after),
+            attempts=1,  # Django's task API does not retry: a failure is the task's result
         )
         result = TaskResult(
             task=task,

@@ -60,8 +60,9 @@ class PayloadTooDeepError(JobInputError):
 class InvalidDelayError(JobInputError):
     def __init__(self, delay: Any) -> None:
         super().__init__(
-            f"delay {_r(delay)} is invalid: give seconds from 0 to {MAX_DELAY_S} (one year), "
-            "or a timedelta within that"
+            f"delay {_r(delay)} is invalid: give milliseconds from 0 to {MAX_DELAY_S * 1000} "
+            "(one year; a larger number is more likely seconds than a plan), or a timedelta "
+            "within that"
         )
 
 

@@ -14,6 +14,9 @@ from datetime import timedelta
 #: Longest ``delay``: a year. ``now + delay`` overflows ``datetime`` near
 #: 10**11 s, and nothing here plans further ahead than a yearly report.
 MAX_DELAY_S = 365 * 24 * 3600
+#: The same in milliseconds, the unit of a numeric ``delay`` (as in BullMQ): a larger
+#: number is more likely seconds, or a unit mistake, than a plan.
+MAX_DELAY_MS = MAX_DELAY_S * 1000
 
 #: Most ``attempts`` a job may have. Retries of a transient error; a job
 #: that needs more is better rescheduled. ``max_attempts`` is a 32-bit column.

@@ -21,7 +21,13 @@ from tasks.jobs.errors import (
     PayloadTooDeepError,
     PayloadTooLargeError,
 )
-from tasks.jobs.limits import MAX_ATTEMPTS, MAX_DATA_DEPTH, MAX_DELAY_S, MAX_JOB_ID_CHARS
+from tasks.jobs.limits import (
+    MAX_ATTEMPTS,
+    MAX_DATA_DEPTH,
+    MAX_DELAY_MS,
+    MAX_DELAY_S,
+    MAX_JOB_ID_CHARS,
+)
 
 
 @dataclass(frozen=True)
@@ -41,17 +47,22 @@ class JobSpec:
 
 
 def parse_delay(delay: Any) -> float:
-    """Seconds (int/float) or a timedelta, 0 to ``MAX_DELAY_S``; None means no delay."""
+    """Seconds of a delay given in milliseconds (as in BullMQ) or as a timedelta.
+
+    From 0 to a year (``MAX_DELAY_MS``); None means no delay.
+    """
     if delay is None:
         return 0.0
     if isinstance(delay, timedelta):
         seconds = delay.total_seconds()
     elif isinstance(delay, int) and not isinstance(delay, bool):
-        if not 0 <= delay <= MAX_DELAY_S:  # before ``float()``, which overflows past 1e308
+        if not 0 <= delay <= MAX_DELAY_MS:  # before ``float()``, which overflows past 1e308
             raise InvalidDelayError(delay)
-        seconds = float(delay)
+        seconds = delay / 1000
     elif isinstance(delay, float):
-        seconds = delay
+        if not math.isfinite(delay) or not 0 <= delay <= MAX_DELAY_MS:
+            raise InvalidDelayError(delay)
+        seconds = delay / 1000
     else:
         raise InvalidDelayError(delay)
     if not math.isfinite(seconds) or not 0 <= seconds <= MAX_DELAY_S:

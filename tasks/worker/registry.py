@@ -9,17 +9,17 @@ from celery import shared_task
 
 from tasks.jobs.backoff import CustomStrategy
 from tasks.jobs.config import QUEUE_PRESETS, QueueName
-from tasks.jobs.errors import PermanentJobError
+from tasks.jobs.errors import JobInputError, PermanentJobError
 from tasks.jobs.routing import task_name
 from tasks.worker.job import JobContext
-from tasks.worker.task import TRANSIENT_ERRORS, JobTask
+from tasks.worker.task import RETRY_ANY, JobTask
 
 
 def processor(
     queue: QueueName,
     name: str,
     *,
-    retry_on: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
+    retry_on: tuple[type[BaseException], ...] = RETRY_ANY,
     fail_on: tuple[type[BaseException], ...] = (),
     backoff_strategy: CustomStrategy | None = None,
     failure_hook: Callable[[JobContext, BaseException], None] | None = None,
@@ -49,7 +49,7 @@ def processor(
             queue_name=queue,
             job_name=name,
             retry_on=retry_on,
-            fail_on=(PermanentJobError, *fail_on),
+            fail_on=(PermanentJobError, JobInputError, *fail_on),
             backoff_strategy=staticmethod(backoff_strategy) if backoff_strategy else None,
             failure_hook=staticmethod(failure_hook) if failure_hook else None,
             data_check=staticmethod(check_data) if check_data else None,

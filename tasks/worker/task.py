@@ -10,24 +10,21 @@ from __future__ import annotations
 
 import json
 import logging
-import smtplib
-import socket
 import traceback
-import urllib.error
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from celery.exceptions import Retry, SoftTimeLimitExceeded
+from celery.exceptions import Retry
 from django.utils import timezone
 
 from tasks.enqueue.task import RecordingTask
 from tasks.jobs.backoff import CustomStrategy, next_delay_ms
 from tasks.jobs.errors import (
     DirectCallRefused,
+    InvalidArgumentsError,
     JobCancelled,
     PermanentJobError,
-    TransientJobError,
 )
 from tasks.jobs.spec import valid_job_id
 from tasks.jobs.states import JobState
@@ -39,17 +36,10 @@ from tasks.worker.rejections import record_rejected
 
 logger = logging.getLogger("tasks.jobs")
 
-#: Errors that can pass on a later attempt. Anything else is a bug or bad
-#: data: retrying it only repeats the failure, so the job fails at once.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    ConnectionError,
-    TimeoutError,
-    socket.timeout,
-    smtplib.SMTPException,
-    urllib.error.URLError,
-    SoftTimeLimitExceeded,
-    TransientJobError,
-)
+#: As in the seed (and BullMQ): any exception retries until the job's attempts run out.
+#: ``PermanentJobError`` (BullMQ's ``UnrecoverableError``) and a processor's ``fail_on``
+#: fail at once; a processor narrows this with ``retry_on``.
+RETRY_ANY: tuple[type[BaseException], ...] = (Exception,)
 
 
 class JobTask(RecordingTask):
@@ -59,7 +49,7 @@ class JobTask(RecordingTask):
     """
 
     abstract = True
-    retry_on: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
+    retry_on: ClassVar[tuple[type[BaseException], ...]] = RETRY_ANY
     fail_on: ClassVar[tuple[type[BaseException], ...]] = (PermanentJobError,)
     backoff_strategy: ClassVar[CustomStrategy | None] = None
     failure_hook: ClassVar[Callable[[JobContext, BaseException], None] | None] = None
@@ -94,12 +84,20 @@ class JobTask(RecordingTask):
             self._refuse_disagreeing(job_id, won)
             return None
         data = won.data
+        try:
+            self.check_arguments(data)  # an old row, a changed processor: no attempt can pass
+        except InvalidArgumentsError as exc:
+            run_exc: Exception | None = exc
+        else:
+            run_exc = None
         job = JobContext(id=job_id, queue=self.queue_name.value, name=self.job_name, data=data,
                          attempts_made=won.attempts_made, max_attempts=won.max_attempts)
         logger.info("job %s active (attempt %d/%d)", job_id, won.attempts_made,
                     won.max_attempts, extra=self._extra(job_id))
         started = timezone.now()
         try:
+            if run_exc is not None:
+                raise run_exc
             result = self.run(job, **data)
         except JobCancelled:
             lifecycle.mark_cancelled(job_id, run=won)
@@ -211,6 +209,7 @@ def failure_entry(attempt: int, exc: BaseException, trace: str, started: datetim
     return {
         "attempt": attempt,
         "error": storable(f"{type(exc).__name__}: {exc}", ERROR_MAX_CHARS),
+        "exception": f"{type(exc).__module__}.{type(exc).__qualname__}",
         "traceback": storable(trace, TRACEBACK_MAX_CHARS),
         "started_at": started.isoformat(),
         "failed_at": failed.isoformat(),

@@ -18,13 +18,13 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from tasks.enqueue.publishing import message_for, publish
-from tasks.jobs import errors
+from tasks.jobs import errors, permissions
 from tasks.jobs.ids import new_job_id
 from tasks.models import Job, Notification
 from tasks.processors.email import send_password_reset_email
 from tasks.queues import QueueName, add_job
 from tasks.services.notifications import check_webhook_url
-from tests.integration.helpers import queue_length, wait_state
+from tests.integration.helpers import queue_length, staff_user, wait_state
 from tests.testapp.models import Execution
 
 # -- emails: links from settings only ---------------------------------------------
@@ -199,8 +199,8 @@ def _now():
 
 @pytest.fixture
 def staff_client(client):
-    staff = User.objects.create_user("ops", "ops@example.com", "pw-12345678", is_staff=True)
-    client.force_login(staff)
+    """Staff allowed to enqueue through the API: the allow-list is what these tests probe."""
+    client.force_login(staff_user("ops", permissions.ENQUEUE, permissions.VIEW))
     return client
 
 

@@ -188,7 +188,7 @@ def test_job_page_shows_data_history_errors_result_and_logs(service, staff_clien
 
 
 def test_why_a_delayed_job_is_not_running(service, staff_client):
-    job_id = add_job(QueueName.DATA_PROCESSING, "record", {"key": "later"}, delay=3600)
+    job_id = add_job(QueueName.DATA_PROCESSING, "record", {"key": "later"}, delay=timedelta(hours=1))
     html = staff_client.get(f"/queues/jobs/{job_id}").content.decode()
     assert "Why is this job not running?" in html
     assert "Delayed until" in html and "(in 59\xa0minutes)" in html

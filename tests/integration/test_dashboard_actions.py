@@ -88,7 +88,7 @@ def test_retry_all_failed_confirms_the_count_first(service, csrf_client):
 
 
 def test_promote_a_delayed_job(service, csrf_client):
-    job_id = add_job(QueueName.DATA_PROCESSING, "record", {"key": "promote-me"}, delay=3600)
+    job_id = add_job(QueueName.DATA_PROCESSING, "record", {"key": "promote-me"}, delay=timedelta(hours=1))
     post(csrf_client, f"/queues/jobs/{job_id}", {"action": "promote"})
     wait_state(job_id, "completed")
     assert "promoted by ops" in logs(job_id)
@@ -96,7 +96,7 @@ def test_promote_a_delayed_job(service, csrf_client):
 
 
 def test_cancel_waiting_delayed_and_active_jobs(service, csrf_client):
-    delayed = add_job(QueueName.DATA_PROCESSING, "record", {"key": "never"}, delay=3600)
+    delayed = add_job(QueueName.DATA_PROCESSING, "record", {"key": "never"}, delay=timedelta(hours=1))
     post(csrf_client, f"/queues/jobs/{delayed}", {"action": "cancel"})
     assert Job.objects.get(pk=delayed).state == "cancelled"
     assert "cancelled by ops" in logs(delayed)
@@ -111,7 +111,7 @@ def test_cancel_waiting_delayed_and_active_jobs(service, csrf_client):
 
 
 def test_remove_a_job_and_its_log(service, csrf_client):
-    job_id = add_job(QueueName.DATA_PROCESSING, "record", {"key": "gone"}, delay=3600)
+    job_id = add_job(QueueName.DATA_PROCESSING, "record", {"key": "gone"}, delay=timedelta(hours=1))
     post(csrf_client, f"/queues/jobs/{job_id}", {"action": "cancel"})
     response = post(csrf_client, f"/queues/jobs/{job_id}", {"action": "remove"})
     assert response.status_code == 302

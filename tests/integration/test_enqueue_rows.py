@@ -27,7 +27,7 @@ def _stored(job_id: str) -> dict:
     return {name: value for name, value in row.items() if name not in _PER_ENQUEUE}
 
 
-@pytest.mark.parametrize("delay", [None, 30], ids=["waiting", "delayed"])
+@pytest.mark.parametrize("delay", [None, 30_000], ids=["waiting", "delayed"])
 def test_a_bulk_job_is_stored_as_add_job_stores_it(db, delay):
     single = add_job(QueueName.ANALYTICS, "record-analytics", DATA, delay=delay, **OPTIONS)
     fresh, = add_bulk([{"queue": "analytics", "name": "record-analytics", "data": DATA,

@@ -78,17 +78,38 @@ def test_last_failure_fails_the_job_and_calls_the_failure_hook(service):
     assert [j.id for j in queue_registry.get_queue(QueueName.DATA_PROCESSING).get_failed()] == [job_id]
 
 
-def test_errors_that_cannot_pass_fail_at_once(service):
-    job_id = add_job(QueueName.DATA_PROCESSING, "flaky", {"key": "bug", "fail_times": 5, "error": "bug"},
-                     attempts=5)
+FAST = {"type": "fixed", "delay": 100}
+
+
+def test_any_exception_retries_until_the_attempts_run_out(service):
+    job_id = add_job(QueueName.DATA_PROCESSING, "flaky",
+                     {"key": "bug", "fail_times": 5, "error": "bug"}, attempts=3, backoff=FAST)
+    job = wait_state(job_id, "failed")
+    assert job.attempts_made == 3
+    assert [e["exception"] for e in job.errors] == ["builtins.KeyError"] * 3
+
+
+def test_a_permanent_error_fails_at_once(service):
+    job_id = add_job(QueueName.DATA_PROCESSING, "flaky",
+                     {"key": "hopeless", "fail_times": 5, "error": "permanent"}, attempts=5,
+                     backoff=FAST)
     job = wait_state(job_id, "failed")
     assert job.attempts_made == 1
-    assert "KeyError" in job.errors[0]["error"]
+    assert job.errors[0]["exception"] == "tasks.jobs.errors.PermanentJobError"
+
+
+def test_retry_on_narrows_what_retries(service):
+    other = add_job(QueueName.DATA_PROCESSING, "narrow-retries", {"key": "value"}, attempts=4,
+                    backoff=FAST)
+    listed = add_job(QueueName.DATA_PROCESSING, "narrow-retries",
+                     {"key": "connection", "error": "connection"}, attempts=2, backoff=FAST)
+    assert wait_state(other, "failed").attempts_made == 1  # ValueError: not in retry_on
+    assert wait_state(listed, "failed").attempts_made == 2
 
 
 def test_delay_is_honoured_and_runs_once(service):
     before = time.monotonic()
-    job_id = add_job(QueueName.DATA_PROCESSING, "record", {"key": "delay"}, delay=2)
+    job_id = add_job(QueueName.DATA_PROCESSING, "record", {"key": "delay"}, delay=2000)
     assert Job.objects.get(pk=job_id).state == "delayed"
     assert queue_length("data-processing") == 0  # nothing handed to the broker early
     job = wait_state(job_id, "completed", timeout=20)
@@ -156,7 +177,7 @@ def test_counts_per_state(service):
     queue = queue_registry.get_queue(QueueName.DATA_PROCESSING)
     done = [add_job(QueueName.DATA_PROCESSING, "record", {"key": f"c{i}"}) for i in range(3)]
     failed = add_job(QueueName.DATA_PROCESSING, "always-fails", {"key": "cf"}, attempts=1)
-    delayed = add_job(QueueName.DATA_PROCESSING, "record", {"key": "cd"}, delay=3600,
+    delayed = add_job(QueueName.DATA_PROCESSING, "record", {"key": "cd"}, delay=timedelta(hours=1),
                       priority=JobPriority.LOW)
     for job_id in done:
         wait_state(job_id, "completed")

@@ -49,7 +49,7 @@ def test_delay_longer_than_the_visibility_timeout_runs_once(service, live_broker
         try:
             started = time.monotonic()
             job_id = add_job(QueueName.ANALYTICS, "record-analytics", {"key": "vt", "sleep": 2.5},
-                             delay=3)
+                             delay=3000)
             job = wait_state(job_id, "completed", timeout=30)
             assert time.monotonic() - started >= 3
             time.sleep(2.5)  # a re-delivery after the 1 s timeout would show up here

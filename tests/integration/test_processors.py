@@ -107,7 +107,7 @@ def test_unreachable_webhook_is_retried_then_failed(service):
 
 def test_send_reminder_with_a_delay(service):
     job_id = add_job(QueueName.NOTIFICATIONS, "send-reminder",
-                     {"message": "Your trial expires soon"}, delay=1)
+                     {"message": "Your trial expires soon"}, delay=1000)
     assert Job.objects.get(pk=job_id).state == "delayed"
     wait_state(job_id, "completed")
     assert Notification.objects.get(job_id=job_id).kind == "reminder"

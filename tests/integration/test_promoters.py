@@ -16,7 +16,7 @@ def test_two_extra_promoters_do_not_double_publish(service, live_broker, tmp_pat
         extra = [processes.promoter(live_broker, tmp_path, f"promoter-{i}").start() for i in (1, 2)]
         try:
             ids = add_bulk({"queue": "notifications", "name": "send-reminder",
-                            "data": {"message": f"m{i}"}, "delay": 1.5} for i in range(600))
+                            "data": {"message": f"m{i}"}, "delay": 1500} for i in range(600))
             wait_for(lambda: Job.objects.filter(pk__in=ids, state="waiting",
                                                 published_at__isnull=False).count() == 600,
                      30, message="all 600 jobs promoted")

@@ -69,13 +69,13 @@ def test_retry_a_failed_job_by_hand(service):
 
 def test_promote_cancel_and_remove(service):
     queue = queue_registry.get_queue(QueueName.DATA_PROCESSING)
-    later = add_job(QueueName.DATA_PROCESSING, "record", {"key": "promoted"}, delay=3600)
+    later = add_job(QueueName.DATA_PROCESSING, "record", {"key": "promoted"}, delay=timedelta(hours=1))
     assert [j.id for j in queue.get_delayed()] == [later]
     queue.promote_job(later, by="ops")
     wait_state(later, "completed")
     assert Execution.objects.filter(key="promoted").count() == 1
 
-    doomed = add_job(QueueName.DATA_PROCESSING, "record", {"key": "cancelled"}, delay=3600)
+    doomed = add_job(QueueName.DATA_PROCESSING, "record", {"key": "cancelled"}, delay=timedelta(hours=1))
     assert queue.cancel_job(doomed, by="ops") == "cancelled"
     assert Job.objects.get(pk=doomed).state == "cancelled"
     with pytest.raises(JobStateError):

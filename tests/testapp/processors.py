@@ -6,7 +6,7 @@ import os
 import time
 
 from tasks.jobs.config import QueueName
-from tasks.jobs.errors import TransientJobError
+from tasks.jobs.errors import PermanentJobError, TransientJobError
 from tasks.worker.job import JobContext
 from tasks.worker.registry import processor
 from tests.testapp.models import Execution
@@ -40,8 +40,17 @@ def flaky(job: JobContext, key: str, fail_times: int = 1, error: str = "transien
     if job.attempts_made <= fail_times:
         if error == "bug":
             raise KeyError(f"bug on attempt {job.attempts_made}")
+        if error == "permanent":
+            raise PermanentJobError(f"hopeless on attempt {job.attempts_made}")
         raise TransientJobError(f"transient failure on attempt {job.attempts_made}")
     return "ok"
+
+
+@processor(QueueName.DATA_PROCESSING, "narrow-retries", retry_on=(ConnectionError,))
+def narrow_retries(job: JobContext, key: str, error: str = "value") -> None:
+    """Retries connection errors only: anything else fails at once."""
+    _record(job, key)
+    raise (ConnectionError if error == "connection" else ValueError)(f"{error} error")
 
 
 def _always_fails_hook(job: JobContext, exc: BaseException) -> None:
