@@ -100,6 +100,18 @@ class Job(models.Model):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Celery canvas on record (tasks/worker/canvas.py): what runs after this job.
+    parent_id = models.CharField(
+        max_length=255, blank=True, default="",
+        help_text="The job whose completion (chain, link) or failure (link_error) added this one.")
+    group_id = models.CharField(max_length=255, blank=True, default="",
+                                help_text="The Celery group or chord header it belongs to.")
+    group_index = models.PositiveIntegerField(null=True, blank=True)
+    canvas = models.JSONField(
+        null=True, blank=True,
+        help_text="Signatures to apply after it: the rest of its chain, link, link_error.")
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Celery's expires: not run after this; cancelled.")
 
     objects = JobQuerySet.as_manager()
 
@@ -132,6 +144,10 @@ class Job(models.Model):
             # Position in the queue: higher priority, or same priority queued earlier.
             models.Index(fields=["queue", "priority", "enqueued_at"], name="job_waiting_ahead",
                          condition=Q(state=JobState.WAITING)),
+            # A job's children on its page; a group's members, in order.
+            models.Index(fields=["parent_id"], name="job_children", condition=~Q(parent_id="")),
+            models.Index(fields=["group_id", "group_index"], name="job_group_members",
+                         condition=~Q(group_id="")),
         ]
 
     def __str__(self) -> str:
@@ -253,6 +269,22 @@ class QueueStats(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["queue", "window_start", "window_end"], name="stats_window")
         ]
+
+
+class JobGroup(models.Model):
+    """A Celery group or chord on record: its members, and for a chord the callback and a counter.
+
+    Each chord part's completion decrements ``remaining`` in the transaction
+    that records it; the one that reaches zero applies the callback, once.
+    """
+
+    id = models.CharField(primary_key=True, max_length=255, help_text="The Celery group id.")
+    members = models.JSONField(default=list, help_text="Job ids, in group order.")
+    callback = models.JSONField(null=True, blank=True, help_text="A chord's body signature.")
+    remaining = models.IntegerField(null=True, blank=True,
+                                    help_text="Chord parts still to complete.")
+    failed = models.BooleanField(default=False, help_text="A chord part failed: no callback.")
+    created_at = models.DateTimeField(auto_now_add=True)
 
 
 class RepeatLimit(models.Model):

@@ -29,17 +29,21 @@ logger = logging.getLogger("tasks.jobs")
 #: Columns the enqueue sets; every other column takes its model default.
 _SET = ("id", "queue", "name", "data", "priority", "state", "max_attempts", "backoff",
         "delay_ms", "run_at", "created_at", "enqueued_at", "published_at")
+#: Set too for a job of a Celery canvas (rare: plain jobs keep the shorter INSERT).
+_PLACED = ("parent_id", "group_id", "group_index", "canvas", "expires_at")
+_JSON_COLUMNS = ("data", "backoff", "canvas")
 
 
-@lru_cache(maxsize=4)
-def _insert_sql(vendor: str) -> tuple[str, tuple]:
+@lru_cache(maxsize=8)
+def _insert_sql(vendor: str, placed: bool = False) -> tuple[str, tuple]:
     """The INSERT statement and the default values of the columns it does not set."""
-    fields = [field for field in Job._meta.concrete_fields if field.attname not in _SET]
+    chosen = (*_SET, *_PLACED) if placed else _SET
+    fields = [field for field in Job._meta.concrete_fields if field.attname not in chosen]
     defaults = tuple(field.get_db_prep_save(field.get_default(), connection) for field in fields)
-    columns = [*_SET, *(field.column for field in fields)]
+    columns = [*chosen, *(field.column for field in fields)]
     quote = connection.ops.quote_name
-    placeholders = ["%s::jsonb" if vendor == "postgresql" and column in ("data", "backoff")
-                    else "%s" for column in _SET]
+    placeholders = ["%s::jsonb" if vendor == "postgresql" and column in _JSON_COLUMNS
+                    else "%s" for column in chosen]
     placeholders += ["%s"] * len(fields)
     sql = (
         f"INSERT INTO {quote(Job._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
@@ -83,6 +87,15 @@ class _Rows:
             None if delayed else self.published,
             *self.defaults,
         )
+
+    def placed(self, spec: JobSpec, row: tuple) -> tuple[str, tuple]:
+        """The INSERT and row of a job placed in a Celery canvas (``spec.placement``)."""
+        placement = spec.placement
+        sql, defaults = _insert_sql(connection.vendor, placed=True)
+        expires = placement.expires_at
+        return sql, (*row[:len(_SET)], placement.parent_id, placement.group_id,
+                     placement.group_index, placement.canvas_json,
+                     self.adapt(expires) if expires is not None else None, *defaults)
 
 
 def _insert_many(sql: str, rows: list[tuple], fresh_ids: bool = False) -> None:
@@ -168,8 +181,11 @@ def enqueue(spec: JobSpec) -> str:
     """
     job_id = spec.job_id or new_job_id()
     rows = _Rows(timezone.now(), stamps_at_insert())
+    sql, row = rows.sql, rows.row(spec, job_id)
+    if spec.placement is not None:
+        sql, row = rows.placed(spec, row)
     with bound_cursor() as cursor:
-        cursor.execute(rows.sql, rows.row(spec, job_id))
+        cursor.execute(sql, row)
         inserted = cursor.rowcount
     if not inserted:  # the id exists: an earlier or concurrent enqueue won
         return job_id

@@ -21,6 +21,7 @@ from celery import current_app
 from celery.contrib.django.task import DjangoTask
 from django.utils import timezone
 
+from tasks.enqueue.options import job_options
 from tasks.enqueue.records import enqueue
 from tasks.jobs.config import QueueName
 from tasks.jobs.errors import InvalidArgumentsError, InvalidDelayError, UnknownJobNameError
@@ -79,22 +80,16 @@ class RecordingTask(DjangoTask):
                     link_error=None, shadow=None, **options):
         """Record the job and publish it after commit; return an ``AsyncResult`` of its id.
 
-        Job options: ``priority`` (1..5), ``delay`` (seconds or timedelta; also
-        Celery's ``countdown``/``eta``), ``attempts``, ``backoff``; ``task_id``
-        is the job id (an existing one adds nothing).
+        Job options: ``priority`` (1..5), ``delay`` (ms or timedelta; also Celery's
+        ``countdown`` in seconds, ``eta``), ``attempts``, ``backoff``; ``task_id``
+        is the job id (an existing one adds nothing). Celery's canvas options and
+        ``expires`` are kept on the row (``tasks.enqueue.options``); an option
+        the service cannot honour raises ``UnsupportedOptionError`` naming it.
         """
         data = self.bind_data(args, kwargs)
-        self.check_data(data)
-        spec = build_spec(
-            self.queue_name,
-            self.job_name,
-            data,
-            priority=options.get("priority"),
-            delay=_delay_from(options),
-            attempts=options.get("attempts"),
-            backoff=options.get("backoff"),
-            job_id=task_id,
-        )
+        spec = build_spec(self.queue_name, self.job_name, data, delay=_delay_from(options),
+                          job_id=task_id,
+                          **job_options(self, options, link, link_error, shadow))
         return self.AsyncResult(enqueue(spec))
 
 

@@ -87,11 +87,52 @@ class JobResultBackend(BaseBackend):
         elif status == states.REVOKED:
             result = {"exc_type": "TaskRevokedError", "exc_module": "celery.exceptions",
                       "exc_message": ["cancelled"]}
+        children = [self.app.AsyncResult(child) for child in
+                    Job.objects.filter(parent_id=task_id).values_list("pk", flat=True)[:100]]
         meta = {"task_id": task_id, "status": status, "result": result, "traceback": traceback,
-                "children": [], "date_done": _iso(row["finished_at"]),
+                "children": children, "date_done": _iso(row["finished_at"]),
                 "name": f"{row['queue']}.{row['name']}", "queue": row["queue"],
                 "retries": max(row["attempts_made"] - 1, 0)}
         return self.meta_from_decoded(meta)
+
+    def apply_chord(self, header_result_args: Any, body: Any, **kwargs: Any) -> Any:
+        """A chord on record: its parts count down (``tasks.worker.canvas``), no polling task.
+
+        Celery's default sends ``celery.chord_unlock`` to poll the parts; here
+        the part that completes last applies the body, in its own transaction.
+        """
+        from tasks.models import JobGroup
+
+        group_id, results = header_result_args[0], header_result_args[1]
+        members = [result.id for result in results]
+        JobGroup.objects.update_or_create(pk=group_id, defaults={
+            "members": members, "callback": dict(body), "remaining": len(members),
+            "failed": False})
+        return self.app.GroupResult(*header_result_args)
+
+    def _save_group(self, group_id: str, result: Any) -> Any:
+        from tasks.models import JobGroup
+
+        members = [member.id for member in result.results]
+        group, created = JobGroup.objects.get_or_create(pk=group_id,
+                                                        defaults={"members": members})
+        if not created and group.members != members:
+            JobGroup.objects.filter(pk=group_id).update(members=members)
+        return result
+
+    def _restore_group(self, group_id: str) -> dict | None:
+        from tasks.models import JobGroup
+
+        members = JobGroup.objects.filter(pk=group_id).values_list("members", flat=True).first()
+        if members is None:
+            return None
+        return {"result": self.app.GroupResult(
+            group_id, [self.app.AsyncResult(job_id) for job_id in members])}
+
+    def _delete_group(self, group_id: str) -> None:
+        from tasks.models import JobGroup
+
+        JobGroup.objects.filter(pk=group_id).delete()
 
     def wait_for(self, task_id: str, timeout: float | None = None, interval: float = 0.5,
                  no_ack: bool = True, on_interval: Any = None) -> dict:

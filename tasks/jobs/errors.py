@@ -90,6 +90,13 @@ class InvalidCronError(JobInputError):
         super().__init__(f"cron expression {_r(expression)} is invalid: {reason}")
 
 
+class UnsupportedOptionError(JobInputError):
+    """A Celery option the service cannot honour: refused by name, never dropped."""
+
+    def __init__(self, option: str, reason: str) -> None:
+        super().__init__(f"option {option!r} is not supported: {reason}")
+
+
 class InvalidRepeatError(JobInputError):
     def __init__(self, detail: str) -> None:
         super().__init__(f"repeat options are invalid: {detail}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -31,6 +31,21 @@ from tasks.jobs.limits import (
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a job stands in a Celery canvas, and what runs after it.
+
+    ``canvas_json``: the signatures to apply after it (the rest of its chain,
+    ``link``, ``link_error``) as JSON; ``expires_at``: Celery's ``expires``.
+    """
+
+    parent_id: str = ""
+    group_id: str = ""
+    group_index: int | None = None
+    canvas_json: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """An immutable, validated request to run one job."""
 
@@ -44,6 +59,8 @@ class JobSpec:
     job_id: str | None = None
     #: ``data`` as JSON, encoded once by the size check and reused by the INSERT.
     data_json: str | None = None
+    #: Its place in a Celery canvas (``tasks.enqueue.options``); None for a plain job.
+    placement: Placement | None = None
 
 
 def parse_delay(delay: Any) -> float:
@@ -183,6 +200,7 @@ def build_spec(
     backoff: Any = None,
     job_id: Any = None,
     data_json: str | None = None,
+    placement: Placement | None = None,
 ) -> JobSpec:
     """Validate every option against the queue's preset (queue and name already checked).
 
@@ -201,4 +219,5 @@ def build_spec(
         backoff=parse_backoff(backoff, preset.backoff),
         job_id=parse_job_id(job_id),
         data_json=data_json,
+        placement=placement,
     )

@@ -10,12 +10,13 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from tasks.enqueue.cursors import bound_cursor, without_wal_wait
 from tasks.models import Job, JobLog, JobState
@@ -39,6 +40,15 @@ class Claim:
     queue: str = ""
     name: str = ""
     data: dict | None = None
+    #: Its place in a Celery canvas: what to apply after it, its chord group, its expiry.
+    canvas: dict | None = None
+    group_id: str = ""
+    expires_at: datetime | None = None
+
+    @property
+    def continues(self) -> bool:
+        """True when its end starts other work (a chain, a link, a chord's counter)."""
+        return bool(self.canvas or self.group_id)
 
 
 _RESULT_FIELD = Job._meta.get_field("result")
@@ -60,7 +70,8 @@ def _claim_sql(vendor: str) -> str:
         f"WHERE {table}.{qn('id')} = %s AND {table}.{qn('state')} = %s "
         f"RETURNING {table}.{qn('attempts_made')}, {table}.{qn('max_attempts')}, "
         f"{table}.{qn('backoff')}, {table}.{qn('queue')}, {table}.{qn('name')}, "
-        f"{table}.{qn('data')}"
+        f"{table}.{qn('data')}, {table}.{qn('canvas')}, {table}.{qn('group_id')}, "
+        f"{table}.{qn('expires_at')}"
     )
 
 
@@ -107,7 +118,16 @@ def claim(job_id: str, worker: str, now: datetime | None = None) -> Claim | None
         return None
     return Claim(attempts_made=row[0], max_attempts=row[1], backoff=_json(row[2]) or {},
                  worker=worker[:255], started_at=now, queue=row[3], name=row[4],
-                 data=_json(row[5]))
+                 data=_json(row[5]), canvas=_json(row[6]) if row[6] is not None else None,
+                 group_id=row[7] or "", expires_at=_aware(row[8]))
+
+
+def _aware(value: Any) -> datetime | None:
+    """A datetime column as read by a raw cursor (text on SQLite), timezone-aware."""
+    if value is None or isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    moment = parse_datetime(value) if isinstance(value, str) else value
+    return timezone.make_aware(moment, UTC) if timezone.is_naive(moment) else moment
 
 
 def _fetchone(sql: str, params: list) -> tuple | None:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from celery.exceptions import Retry
+from django.db import transaction
 from django.utils import timezone
 
 from tasks.enqueue.task import RecordingTask
@@ -29,7 +30,7 @@ from tasks.jobs.errors import (
 from tasks.jobs.spec import valid_job_id
 from tasks.jobs.states import JobState
 from tasks.jobs.text import one_line, short_repr, storable
-from tasks.worker import lifecycle
+from tasks.worker import canvas, lifecycle
 from tasks.worker.admission import in_worker
 from tasks.worker.job import JobContext
 from tasks.worker.rejections import record_rejected
@@ -92,6 +93,9 @@ class JobTask(RecordingTask):
             run_exc = None
         job = JobContext(id=job_id, queue=self.queue_name.value, name=self.job_name, data=data,
                          attempts_made=won.attempts_made, max_attempts=won.max_attempts)
+        if won.expires_at is not None and timezone.now() >= won.expires_at:
+            self._cancel(job_id, won, f"expired at {won.expires_at.isoformat()}")
+            return None
         logger.info("job %s active (attempt %d/%d)", job_id, won.attempts_made,
                     won.max_attempts, extra=self._extra(job_id))
         started = timezone.now()
@@ -100,18 +104,37 @@ class JobTask(RecordingTask):
                 raise run_exc
             result = self.run(job, **data)
         except JobCancelled:
-            lifecycle.mark_cancelled(job_id, run=won)
-            logger.info("job %s cancelled", job_id, extra=self._extra(job_id))
+            self._cancel(job_id, won, "cancelled")
             return None
         except Exception as exc:
             self._fail(job, won, exc, started)
             return None
-        if lifecycle.complete(job_id, _jsonable(result), run=won):
+        if self._complete(job_id, _jsonable(result), won):
             logger.info("job %s completed", job_id, extra=self._extra(job_id))
         else:
             logger.warning("job %s finished but was no longer active (cancelled or re-queued "
                            "meanwhile): result not recorded", job_id, extra=self._extra(job_id))
         return None
+
+    def _complete(self, job_id: str, result: Any, won: lifecycle.Claim) -> bool:
+        """Record the completion; a canvas job also starts what follows, in the same transaction."""
+        if not won.continues:
+            return lifecycle.complete(job_id, result, run=won)
+        with transaction.atomic():
+            done = lifecycle.complete(job_id, result, run=won)
+            if done:
+                canvas.after_success(job_id, won.canvas, won.group_id, result)
+        return done
+
+    def _cancel(self, job_id: str, won: lifecycle.Claim, reason: str) -> None:
+        """Cancelled by the processor, or expired before it ran: its canvas stops there."""
+        with transaction.atomic():
+            done = lifecycle.mark_cancelled(job_id, run=won)
+            if done and reason != "cancelled":
+                lifecycle.append_log(job_id, f"not run: {reason}")
+            if done and won.continues:
+                canvas.after_failure(job_id, won.canvas, won.group_id, reason)
+        logger.info("job %s %s", job_id, reason, extra=self._extra(job_id))
 
     def _skip(self, job_id: str) -> None:
         """A delivery that must not run: a duplicate, a cancelled job, or a foreign message."""
@@ -162,7 +185,7 @@ class JobTask(RecordingTask):
                 logger.exception("job %s: computing the backoff failed; failing it now", job.id,
                                  extra=self._extra(job.id))
         try:
-            state = lifecycle.record_failure(job.id, entry, retry_in, now, run=won)
+            state = self._record_failure(job.id, entry, retry_in, now, won)
         except Exception as problem:
             logger.exception("job %s: recording its failure failed; recording it reduced",
                              job.id, extra=self._extra(job.id))
@@ -170,7 +193,7 @@ class JobTask(RecordingTask):
                 f"{entry['error']} (recording it in full raised {type(problem).__name__})",
                 ERROR_MAX_CHARS)}
             retry_in = None
-            state = lifecycle.record_failure(job.id, entry, None, now, run=won)
+            state = self._record_failure(job.id, entry, None, now, won)
         if state == JobState.DELAYED:
             logger.warning("job %s failed attempt %d/%d, retrying in %.1fs: %s", job.id,
                            won.attempts_made, won.max_attempts, retry_in.total_seconds(),
@@ -181,6 +204,17 @@ class JobTask(RecordingTask):
                          won.attempts_made, one_line(entry["error"]), extra=self._extra(job.id))
             self._call_failure_hook(job, exc)
             raise exc
+
+    def _record_failure(self, job_id: str, entry: dict, retry_in: timedelta | None, now: datetime,
+                        won: lifecycle.Claim) -> str | None:
+        """A failed attempt; the last one of a canvas job also runs its errbacks, atomically."""
+        if not won.continues:
+            return lifecycle.record_failure(job_id, entry, retry_in, now, run=won)
+        with transaction.atomic():
+            state = lifecycle.record_failure(job_id, entry, retry_in, now, run=won)
+            if state == JobState.FAILED:
+                canvas.after_failure(job_id, won.canvas, won.group_id, entry["error"])
+        return state
 
     def _retryable(self, exc: BaseException) -> bool:
         return not isinstance(exc, self.fail_on) and isinstance(exc, self.retry_on)

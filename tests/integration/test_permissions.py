@@ -55,7 +55,8 @@ DOORS = {
     "clean": Door("post", "/queues/email/clean", (p.REMOVE,), 302,
                   {"state": "completed", "age": "0", "unit": "hours"}),
     "api enqueue": Door("post", "/api/jobs", (p.ENQUEUE,), 201,
-                        json={"queue": "data-processing", "name": "record", "data": {"key": "api"}}),
+                        json={"queue": "notifications", "name": "send-reminder",
+                              "data": {"message": "api"}}),
     "api job": Door("get", "/api/jobs/f1", (p.VIEW,), 200),
     "metrics": Door("get", "/metrics", (p.VIEW,), 200),
 }
@@ -130,7 +131,7 @@ def test_the_needed_permission_opens_the_door(rows, client, name):
     elif name == "resume":
         assert snapshot()["paused"] == []
     elif name == "api enqueue":
-        assert Job.objects.filter(pk=response.json()["id"], name="record").exists()
+        assert Job.objects.filter(pk=response.json()["id"], name="send-reminder").exists()
     else:
         assert snapshot() == before
 

@@ -138,3 +138,24 @@ def unlucky_backoff(job: JobContext, key: str) -> None:
 def calls_another_directly(job: JobContext, key: str) -> None:
     """Calls a job task as a plain function, as Celery's starmap would: refused in a worker."""
     record_analytics(key=key)
+
+
+@processor(QueueName.DATA_PROCESSING, "add")
+def add(job: JobContext, x: int, y: int = 0) -> int:
+    """Canvas tests: a step that takes the previous step's result as its first argument."""
+    _record(job, f"add:{x}+{y}")
+    return x + y
+
+
+@processor(QueueName.ANALYTICS, "total")
+def total(job: JobContext, values: list) -> int:
+    """A chord body: the parts' results, in order."""
+    _record(job, f"total:{values}")
+    return sum(values)
+
+
+@processor(QueueName.ANALYTICS, "errback")
+def errback(job: JobContext, failed_id: str) -> str:
+    """A link_error callback: gets the failed job's id."""
+    _record(job, f"errback:{failed_id}")
+    return failed_id
