@@ -15,6 +15,13 @@ from tasks.worker.job import JobContext
 from tasks.worker.task import RETRY_ANY, JobTask
 
 
+#: Celery task options a processor may set: its time limits (instead of the queue
+#: preset's) and Celery's per-worker rate limit. Celery's retry options
+#: (autoretry_for, max_retries, retry_backoff …) are refused: a job's retries are
+#: its attempts and backoff.
+TASK_OPTIONS = frozenset({"soft_time_limit", "time_limit", "rate_limit"})
+
+
 def processor(
     queue: QueueName,
     name: str,
@@ -35,6 +42,12 @@ def processor(
     for data the job must refuse (a webhook host not allowed, say).
     """
     preset = QUEUE_PRESETS[queue]
+    refused = sorted(set(task_options) - TASK_OPTIONS)
+    if refused:
+        raise TypeError(
+            f"@processor({queue.value!r}, {name!r}): Celery task options {refused} are not "
+            "honoured by job records; retries are attempts/backoff and retry_on/fail_on, "
+            f"results are always on record. Allowed: {', '.join(sorted(TASK_OPTIONS))}")
 
     def decorate(fn: Callable[..., Any]) -> JobTask:
         options = {

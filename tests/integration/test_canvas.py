@@ -120,3 +120,22 @@ def test_a_canvas_step_that_is_not_a_job_is_refused(db):
     with pytest.raises(UnsupportedOptionError, match="is not a declared job"):
         add.apply_async((1, 1), link=celery_app.signature("celery.backend_cleanup"))
     assert not Job.objects.exists()
+
+
+def test_a_jobs_page_shows_its_parent_and_children(service, client):
+    from django.urls import reverse
+
+    from tasks.jobs import permissions
+    from tests.integration.helpers import staff_user
+
+    result = chain(add.s(1, 2), add.s(3))()
+    assert result.get(timeout=30) == 6
+    first = Job.objects.get(pk=result.parent.id)
+    client.force_login(staff_user("viewer", permissions.VIEW))
+
+    page = client.get(reverse("dashboard:job", args=[first.pk])).content.decode()
+    child = client.get(reverse("dashboard:job", args=[result.id])).content.decode()
+
+    assert "Workflow" in page and reverse("dashboard:job", args=[result.id]) in page
+    assert "children" in page and "parent" not in page.split("Workflow")[1].split("</dl>")[0]
+    assert reverse("dashboard:job", args=[first.pk]) in child.split("Workflow")[1]

@@ -160,3 +160,16 @@ def test_health_names_an_overdue_schedule(db):
     report = health.report()
     assert any(problem.startswith("schedule hourly-stats was due at") for problem in report.problems)
     assert report.status == "fail"
+
+
+def test_the_dashboard_names_an_overdue_schedule(db, client):
+    from tasks.jobs import permissions
+    from tests.integration.helpers import staff_user
+
+    late = add_repeatable_job(QueueName.ANALYTICS, "hourly-stats", {}, every=1000)
+    PeriodicTask.objects.filter(pk=late.pk).update(date_changed=timezone.now() - timedelta(minutes=1))
+    client.force_login(staff_user("viewer", permissions.VIEW))
+
+    html = client.get("/queues/").content.decode()
+
+    assert "Schedules beat has not fired" in html and "schedule hourly-stats was due at" in html

@@ -40,3 +40,14 @@ def test_missing_queues_are_not_created_and_only_json_is_accepted():
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
     assert {q.name for q in conf.task_queues} == {q.value for q in QueueName}
+
+
+def test_a_celery_task_option_jobs_cannot_honour_is_refused_when_declared():
+    import pytest
+
+    from tasks.jobs.config import QueueName
+    from tasks.worker.registry import processor
+
+    with pytest.raises(TypeError, match=r"\['autoretry_for', 'max_retries'\] are not honoured"):
+        processor(QueueName.ANALYTICS, "never-declared", autoretry_for=(KeyError,),
+                  max_retries=5)

@@ -19,6 +19,7 @@ from tasks.operate import counts
 from tasks.operate.dashboard import diagnosis, history, queries
 from tasks.operate.dashboard.access import permission_required
 from tasks.operate.dashboard.forms import CleanForm, JobFilterForm
+from tasks.upkeep.schedules import overdue_schedules
 from tasks.worker import presence
 
 DEFAULT_FLOWER_URL = "http://127.0.0.1:5555"
@@ -58,7 +59,8 @@ def overview_data() -> dict:
             "oldest_waiting_age_s": oldest_age,
             "oldest_waiting_text": queries.duration_text(oldest_age),
         })
-    return {"at": now.isoformat(), "states": ALL_STATES, "queues": queues}
+    return {"at": now.isoformat(), "states": ALL_STATES, "queues": queues,
+            "overdue_schedules": overdue_schedules(now)}
 
 
 @permission_required(permissions.VIEW)
@@ -137,6 +139,21 @@ def job_context(job: Job) -> dict:
         "progress_bar": job.state == JobState.ACTIVE or bool(_percent(job.progress)),
         "flower_task_url": f"{flower_url()}/task/{job.pk}",
         "finished": job.state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED),
+        **_workflow(job),
+    }
+
+
+def _workflow(job: Job) -> dict:
+    """Its place in a Celery canvas: the job that started it, the ones it started, its group."""
+    from tasks.models import JobGroup
+
+    fields = ("pk", "queue", "name", "state")
+    return {
+        "parent": Job.objects.filter(pk=job.parent_id).only(*fields[1:]).first()
+        if job.parent_id else None,
+        "children": list(Job.objects.filter(parent_id=job.pk).only(*fields[1:])
+                         .order_by("created_at")[:50]),
+        "group": JobGroup.objects.filter(pk=job.group_id).first() if job.group_id else None,
     }
 
 
