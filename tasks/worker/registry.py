@@ -14,7 +14,6 @@ from tasks.jobs.routing import task_name
 from tasks.worker.job import JobContext
 from tasks.worker.task import RETRY_ANY, JobTask
 
-
 #: Celery task options a processor may set: its time limits (instead of the queue
 #: preset's) and Celery's per-worker rate limit. Celery's retry options
 #: (autoretry_for, max_retries, retry_backoff …) are refused: a job's retries are
