@@ -102,9 +102,9 @@ class Job(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # Celery canvas on record (tasks/worker/canvas.py): what runs after this job.
     parent_id = models.CharField(
-        max_length=255, blank=True, default="",
+        max_length=255, blank=True, default="", db_default="",
         help_text="The job whose completion (chain, link) or failure (link_error) added this one.")
-    group_id = models.CharField(max_length=255, blank=True, default="",
+    group_id = models.CharField(max_length=255, blank=True, default="", db_default="",
                                 help_text="The Celery group or chord header it belongs to.")
     group_index = models.PositiveIntegerField(null=True, blank=True)
     canvas = models.JSONField(

@@ -87,8 +87,9 @@ class JobResultBackend(BaseBackend):
         elif status == states.REVOKED:
             result = {"exc_type": "TaskRevokedError", "exc_module": "celery.exceptions",
                       "exc_message": ["cancelled"]}
-        children = [self.app.AsyncResult(child) for child in
-                    Job.objects.filter(parent_id=task_id).values_list("pk", flat=True)[:100]]
+        children = [self.app.AsyncResult(child) for child in  # what it started, once it ended
+                    Job.objects.filter(parent_id=task_id).values_list("pk", flat=True)[:100]
+                    ] if status in states.READY_STATES else []
         meta = {"task_id": task_id, "status": status, "result": result, "traceback": traceback,
                 "children": children, "date_done": _iso(row["finished_at"]),
                 "name": f"{row['queue']}.{row['name']}", "queue": row["queue"],

@@ -164,8 +164,11 @@ class PermanentJobError(Exception):
     """Raise from a processor for a failure retrying cannot fix: failed at once."""
 
 
-class DirectCallRefused(RuntimeError):
-    """A job task called as a plain function inside a worker: jobs run only from their rows."""
+class DirectCallRefused(PermanentJobError, RuntimeError):
+    """A job task called as a plain function inside a worker: jobs run only from their rows.
+
+    Permanent: the calling job fails at once, as retrying would call it again.
+    """
 
     def __init__(self, task: str) -> None:
         super().__init__(
