@@ -194,6 +194,11 @@ JOB_STUCK_AFTER_S = env.float("JOB_STUCK_AFTER", default=60.0)
 JOB_CANCEL_GRACE_S = env.float("JOB_CANCEL_GRACE", default=30.0)
 # How often the promoter applies retention (tasks/jobs/config.py presets).
 JOB_RETENTION_EVERY_S = env.float("JOB_RETENTION_EVERY", default=60.0)
+# Counters of finished jobs (tasks/upkeep/counters.py): folded from rows this often by the
+# active promoter; per minute for a day, then per hour, kept this many days (then all-time).
+JOB_COUNTERS_FOLD_EVERY_S = env.float("JOB_COUNTERS_FOLD_EVERY", default=10.0)
+JOB_COUNTERS_MINUTES_FOR_S = env.int("JOB_COUNTERS_MINUTES_FOR", default=24 * 3600)
+JOB_COUNTERS_KEEP_DAYS = env.int("JOB_COUNTERS_KEEP_DAYS", default=90)
 # How often the promoter runs the reconciler.
 JOB_RECONCILE_EVERY_S = env.float("JOB_RECONCILE_EVERY", default=5.0)
 

@@ -287,6 +287,52 @@ class JobGroup(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
 
+#: Upper bounds (seconds) of the duration histogram buckets of ``JobCounter``; one more
+#: bucket above the last. Fixed, so summaries of any minutes merge by adding them.
+DURATION_BOUNDS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0)
+HISTOGRAM_COLUMNS = tuple(f"h{i:02d}" for i in range(len(DURATION_BOUNDS_S) + 1))
+
+
+class JobCounter(models.Model):
+    """Figures of finished jobs per queue, job name and minute, which retention cannot touch.
+
+    Folded from job rows as they finish (``tasks.upkeep.counters``), rolled up
+    to hours after a day and into an all-time ``total`` row after
+    ``JOB_COUNTERS_KEEP_DAYS``; every figure the service shows reads them.
+    """
+
+    class Span(models.TextChoices):
+        MINUTE = "minute"
+        HOUR = "hour"
+        TOTAL = "total"
+
+    queue = models.CharField(max_length=32)
+    name = models.CharField(max_length=200)
+    span = models.CharField(max_length=8, choices=Span.choices)
+    start = models.DateTimeField(help_text="Start of the minute or hour (UTC).")
+    completed = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)
+    cancelled = models.BigIntegerField(default=0)
+    retried = models.BigIntegerField(default=0, help_text="Failed attempts before the outcome.")
+    lost = models.BigIntegerField(default=0, help_text="Runs whose worker died under them.")
+    runs = models.BigIntegerField(default=0, help_text="Finished runs with a duration.")
+    duration_sum = models.FloatField(default=0.0, help_text="Seconds, over ``runs``.")
+    duration_max = models.FloatField(default=0.0)
+    locals().update({column: models.BigIntegerField(default=0) for column in HISTOGRAM_COLUMNS})
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["queue", "name", "span", "start"],
+                                               name="job_counter_key")]
+        indexes = [models.Index(fields=["span", "start"], name="job_counter_span_start")]
+
+
+class CounterWatermark(models.Model):
+    """Job rows finished before ``folded_until`` are in ``JobCounter``; later ones are read live."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    folded_until = models.DateTimeField()
+
+
 class RepeatLimit(models.Model):
     """BullMQ's repeat ``limit``: the schedule ends (beat disables it) after this many firings."""
 

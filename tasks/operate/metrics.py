@@ -1,34 +1,33 @@
-"""Prometheus metrics, computed from the job records at scrape time.
+"""Prometheus metrics, computed from the records at scrape time.
 
 Workers are separate processes on possibly many hosts, so no process holds
-the whole picture in memory; the job table does. Gauges are read per scrape
-(counts use the dashboard's capped/cached counts, so a scrape never counts a
-million rows). Durations, failures and retries cover the jobs that finished
-within ``WINDOW`` (at most ``WINDOW_ROWS`` of the newest): treat them as a
-sliding window (``histogram_quantile`` over the raw buckets), not with ``rate()``.
+the whole picture in memory; the database does. Gauges (jobs per state,
+depth, ages, consumers) are read per scrape, counts capped and cached so a
+scrape never counts a million rows. Counters (finished jobs by outcome,
+retries, lost runs) and the duration histogram are all-time sums from the
+job counters (``tasks.operate.figures``): the same in every web process and
+across restarts, never decreasing when retention deletes rows; use ``rate()``.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections import defaultdict
 from collections.abc import Iterator
-from datetime import timedelta
 
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from tasks.jobs.config import QUEUE_NAMES
-from tasks.jobs.states import ALL_STATES, FINISHED_STATES, JobState
-from tasks.models import Job
+from tasks.jobs.states import ALL_STATES, JobState
+from tasks.models import DURATION_BOUNDS_S, Job
+from tasks.operate import figures
 from tasks.operate.counts import COUNT_CAP, age_seconds, oldest_waiting, state_count
 from tasks.worker import presence
-
-WINDOW = timedelta(hours=1)
-#: At most this many of the newest finished jobs feed the windowed metrics.
-WINDOW_ROWS = 50_000
-DURATION_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0)
 
 
 class JobCollector:
@@ -37,7 +36,7 @@ class JobCollector:
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
         yield from self._state_gauges(now)
-        yield from self._windowed(now)
+        yield from self._finished()
 
     def _state_gauges(self, now) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("intelgraph_jobs", "Jobs per queue and state (exact up to "
@@ -77,52 +76,31 @@ class JobCollector:
                 .values("pk")[:COUNT_CAP].count())
         yield from (jobs, depth, oldest, consumers, missing, paused, retrying)
 
-    def _windowed(self, now) -> Iterator[Metric]:
-        since = now - WINDOW
-        rows = (
-            Job.objects.filter(queue__in=QUEUE_NAMES, state__in=FINISHED_STATES, finished_at__gte=since)
-            .order_by("-finished_at")
-            .values_list("queue", "name", "state", "attempts_made", "started_at", "finished_at")
-            [:WINDOW_ROWS]
-        )
-        buckets: dict[tuple[str, str], list[int]] = defaultdict(
-            lambda: [0] * (len(DURATION_BUCKETS_S) + 1))
-        sums: dict[tuple[str, str], float] = defaultdict(float)
-        failures: dict[tuple[str, str], int] = defaultdict(int)
-        retries: dict[tuple[str, str], int] = defaultdict(int)
-        for queue, name, state, attempts, started, finished in rows.iterator(chunk_size=5000):
-            key = (queue, name)
-            retries[key] += max(attempts - 1, 0)
-            if state == JobState.FAILED:
-                failures[key] += 1
-            if state == JobState.CANCELLED or started is None:
-                continue
-            seconds = max((finished - started).total_seconds(), 0.0)
-            buckets[key][bisect.bisect_left(DURATION_BUCKETS_S, seconds)] += 1
-            sums[key] += seconds
+    def _finished(self) -> Iterator[Metric]:
+        """All-time counters from ``figures`` (never decrease: retention folds, not forgets)."""
+        finished = CounterMetricFamily(
+            "intelgraph_jobs_finished", "Jobs that finished, by outcome (all time).",
+            labels=["queue", "name", "outcome"])
+        retries = CounterMetricFamily(
+            "intelgraph_job_retries", "Failed attempts that were retried (all time).",
+            labels=["queue", "name"])
+        lost = CounterMetricFamily(
+            "intelgraph_job_lost", "Runs whose worker died under them (all time).",
+            labels=["queue", "name"])
         duration = HistogramMetricFamily(
             "intelgraph_job_duration_seconds",
-            "Run time of the last attempt of jobs finished in the last hour.",
-            labels=["queue", "name"])
-        for key, counts in sorted(buckets.items()):
+            "Run time of the last attempt of finished jobs (all time).", labels=["queue", "name"])
+        for (queue, name), tally in sorted(figures.totals().items()):
+            for outcome in ("completed", "failed", "cancelled"):
+                finished.add_metric([queue, name, outcome], getattr(tally, outcome))
+            retries.add_metric([queue, name], tally.retried)
+            lost.add_metric([queue, name], tally.lost)
             cumulative, running = [], 0
-            for bound, n in zip((*DURATION_BUCKETS_S, float("inf")), counts, strict=True):
+            for bound, n in zip((*DURATION_BOUNDS_S, float("inf")), tally.histogram, strict=True):
                 running += n
                 cumulative.append((_bound(bound), running))
-            duration.add_metric(list(key), cumulative, sum_value=sums[key])
-        yield duration
-        failed = GaugeMetricFamily("intelgraph_job_failures",
-                                   "Jobs that failed for good in the last hour.",
-                                   labels=["queue", "name"])
-        for key, n in sorted(failures.items()):
-            failed.add_metric(list(key), n)
-        yield failed
-        retried = GaugeMetricFamily("intelgraph_job_retries",
-                                    "Retried attempts of the jobs finished in the last hour.",
-                                    labels=["queue", "name"])
-        for key, n in sorted(retries.items()):
-            retried.add_metric(list(key), n)
-        yield retried
+            duration.add_metric([queue, name], cumulative, sum_value=tally.duration_sum)
+        yield from (finished, retries, lost, duration)
 
 
 def _bound(bound: float) -> str:

@@ -1,4 +1,4 @@
-"""Analytics queue: figures from the job records, and the daily cleanup."""
+"""Analytics queue: figures from the job counters (retention cannot touch them), and the cleanup."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from django.utils import timezone
 
 from tasks.jobs.config import QueueName
 from tasks.models import EmailDelivery, Notification, QueueStats, Report
-from tasks.services.analytics import queue_figures
+from tasks.operate import figures
 from tasks.upkeep.retention import enforce_retention
 from tasks.worker.job import JobContext
 from tasks.worker.registry import processor
 
 STATS_KEPT_DAYS = 90
+#: What ``QueueStats`` keeps of ``figures.summary``.
+STATS_FIELDS = ("completed", "failed", "failure_rate", "throughput_per_min", "avg_duration_ms",
+                "p95_duration_ms")
 READ_NOTIFICATIONS_KEPT_DAYS = 30
 EMAIL_RECORDS_KEPT_DAYS = 30
 
@@ -24,13 +27,14 @@ def hourly_stats(job: JobContext) -> dict:
     end = timezone.now().replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=1)
     stored = {}
+    tallies = figures.by_queue(start, end)
     for queue in QueueName:
-        figures = queue_figures(queue, start, end)
+        found = figures.summary(tallies.get(queue.value, figures.Tally()), start, end)
         QueueStats.objects.update_or_create(
             queue=queue.value, window_start=start, window_end=end,
-            defaults={k: v for k, v in figures.items() if k != "queue"},
+            defaults={field: found[field] for field in STATS_FIELDS},
         )
-        stored[queue.value] = figures["completed"]
+        stored[queue.value] = found["completed"]
     job.log(f"stats for {start:%Y-%m-%d %H:00}: {stored}")
     return {"window_start": start.isoformat(), "completed": stored}
 
@@ -39,7 +43,9 @@ def hourly_stats(job: JobContext) -> dict:
 def weekly_report(job: JobContext) -> dict:
     end = timezone.now()
     start = end - timedelta(days=7)
-    body = {queue.value: queue_figures(queue, start, end) for queue in QueueName}
+    tallies = figures.by_queue(start, end)
+    body = {queue.value: {"queue": queue.value, **figures.summary(
+        tallies.get(queue.value, figures.Tally()), start, end)} for queue in QueueName}
     report = Report.objects.create(kind="weekly", period_start=start, period_end=end, body=body)
     return {"report_id": report.pk}
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from tasks.enqueue.publishing import Message, publish
 from tasks.jobs.routing import task_name
 from tasks.models import Job, JobState, Lease
+from tasks.upkeep import counters
 from tasks.upkeep.reconciler import enforce_cancellations, reconcile_active, reconcile_waiting
 from tasks.upkeep.retention import enforce_retention
 
@@ -139,6 +140,7 @@ def run_forever(stop: callable, interval_s: float | None = None) -> None:
     holder = holder_id()
     last_retention = 0.0
     last_reconcile = 0.0
+    last_fold = 0.0
     active = False
     while not stop():
         close_old_connections()
@@ -154,8 +156,12 @@ def run_forever(stop: callable, interval_s: float | None = None) -> None:
                     reconcile_waiting()
                     enforce_cancellations()
                     last_reconcile = time.monotonic()
+                if time.monotonic() - last_fold > settings.JOB_COUNTERS_FOLD_EVERY_S:
+                    counters.fold()
+                    last_fold = time.monotonic()
                 if time.monotonic() - last_retention > settings.JOB_RETENTION_EVERY_S:
                     enforce_retention()
+                    counters.roll_up()
                     last_retention = time.monotonic()
             elif active:
                 logger.warning("promoter %s lost the lease", holder)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -21,6 +21,7 @@ from tasks.jobs.errors import InvalidCleanAgeError, InvalidCleanStateError
 from tasks.jobs.limits import MAX_CLEAN_AGE
 from tasks.jobs.states import CLEANABLE_SINCE, JobState
 from tasks.models import Job, JobLog
+from tasks.upkeep import counters
 from tasks.worker.presence import forget_gone_workers
 
 
@@ -49,6 +50,23 @@ def to_timedelta(grace: Any) -> timedelta:
 DELETE_BATCH = 2000
 
 
+def _finished_row(row: tuple) -> tuple:
+    """A deleted row as ``counters.COLUMNS`` values, its times parsed (text on SQLite)."""
+    *head, started, finished = row
+    return (*head, _aware(started), _aware(finished))
+
+
+def _aware(value: Any) -> datetime | None:
+    """A datetime column as a raw cursor returns it (text or naive UTC on SQLite), aware."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        from django.utils.dateparse import parse_datetime
+
+        value = parse_datetime(value)
+    return timezone.make_aware(value, UTC) if timezone.is_naive(value) else value
+
+
 def delete_jobs(job_ids: Sequence[str], states: Iterable[str] | None = None) -> list[str]:
     """Delete these jobs (only while in ``states``) and their log lines; return the ids deleted.
 
@@ -70,8 +88,12 @@ def delete_jobs(job_ids: Sequence[str], states: Iterable[str] | None = None) -> 
             states = [JobState(state).value for state in states]
             sql += f" AND {qn('state')} IN ({_marks(states)})"
             params += states
-        cursor.execute(f"{sql} RETURNING {qn('id')}", params)
-        deleted = [row[0] for row in cursor.fetchall()]
+        returned = ", ".join(qn(c) for c in ("id", *counters.COLUMNS))
+        cursor.execute(f"{sql} RETURNING {returned}", params)
+        rows = cursor.fetchall()
+        deleted = [row[0] for row in rows]
+        # Runs not counted yet (finished after the watermark) go into the counters now.
+        counters.fold_deleted([_finished_row(row[1:]) for row in rows])
         if deleted:
             column = JobLog._meta.get_field("job").column
             cursor.execute(f"DELETE FROM {qn(JobLog._meta.db_table)} WHERE {qn(column)} "

@@ -114,7 +114,10 @@ def test_chart_series_per_minute(db, staff_client):
     assert hour["completed"][-3] == 3  # two minutes before the current minute
     day = staff_client.get("/queues/chart.json?window=24h&queue=email").json()
     assert len(day["minutes"]) == 1440 and sum(day["completed"]) == 8
-    assert staff_client.get("/queues/chart.json?window=7d").status_code == 400
+    week = staff_client.get("/queues/chart.json?window=7d&name=record").json()
+    assert len(week["minutes"]) == 168 and sum(week["completed"]) == 8
+    assert len(staff_client.get("/queues/chart.json?window=90d").json()["minutes"]) == 90
+    assert staff_client.get("/queues/chart.json?window=2y").status_code == 400
 
 
 def test_listing_is_newest_first_with_keyset_pages(db, staff_client):

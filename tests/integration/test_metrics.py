@@ -84,14 +84,16 @@ def test_metrics_report_states_depth_age_durations_failures_retries(db, client):
     assert got[("intelgraph_queue_depth", email)] == 0
     assert 590 < got[("intelgraph_queue_oldest_waiting_age_seconds", analytics)] < 660
     labels = (("name", "send-welcome-email"), ("queue", "email"))
-    # 3 completed in 0.2 s, 1.2 s, 2.2 s and 2 failed in 45 s, all within the hour.
-    assert got[("intelgraph_job_duration_seconds_count", labels)] == 5
+    # 3 completed in 0.2 s, 1.2 s, 2.2 s, 2 failed in 45 s, and one an hour long: all time.
+    assert got[("intelgraph_job_duration_seconds_count", labels)] == 6
     assert got[("intelgraph_job_duration_seconds_bucket", (("le", "0.25"), *labels))] == 1
     assert got[("intelgraph_job_duration_seconds_bucket", (("le", "2.5"), *labels))] == 3
-    assert got[("intelgraph_job_duration_seconds_bucket", (("le", "+Inf"), *labels))] == 5
-    assert got[("intelgraph_job_duration_seconds_sum", labels)] == pytest.approx(93.6, abs=0.1)
-    assert got[("intelgraph_job_failures", labels)] == 2
-    assert got[("intelgraph_job_retries", labels)] == 4  # two failed jobs, 2 retries each
+    assert got[("intelgraph_job_duration_seconds_bucket", (("le", "60.0"), *labels))] == 5
+    assert got[("intelgraph_job_duration_seconds_bucket", (("le", "+Inf"), *labels))] == 6
+    assert got[("intelgraph_job_duration_seconds_sum", labels)] == pytest.approx(3693.6, abs=0.1)
+    outcome = (("name", "send-welcome-email"), ("outcome", "failed"), ("queue", "email"))
+    assert got[("intelgraph_jobs_finished_total", outcome)] == 2
+    assert got[("intelgraph_job_retries_total", labels)] == 4  # two failed jobs, 2 retries each
 
 
 def test_metrics_follow_a_real_job(service, client):
@@ -103,5 +105,5 @@ def test_metrics_follow_a_real_job(service, client):
     got = samples(client.get("/metrics").content.decode())
     labels = (("name", "flaky"), ("queue", "data-processing"))
     assert got[("intelgraph_job_duration_seconds_count", labels)] == 1
-    assert got[("intelgraph_job_retries", labels)] == 1
+    assert got[("intelgraph_job_retries_total", labels)] == 1
     assert got[("intelgraph_queue_consumers", (("queue", "data-processing"),))] >= 1

@@ -45,7 +45,8 @@ def test_stats_prints_a_table_of_every_queue(db):
     out, _ = run("stats")
     lines = out.splitlines()
     assert lines[0].split() == ["queue", "waiting", "delayed", "active", "completed", "failed",
-                                "cancelled", "status", "consumers", "oldest", "waiting"]
+                                "cancelled", "completed/1h", "failed/1h", "status", "consumers",
+                                "oldest", "waiting"]
     email = next(line for line in lines if line.startswith("email"))
     assert email.split()[:7] == ["email", "2", "0", "0", "0", "3", "0"]
     assert "running" in email and "3m" in email

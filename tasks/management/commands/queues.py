@@ -14,7 +14,7 @@ from tasks.jobs.config import QUEUE_NAMES, QueueName
 from tasks.jobs.limits import MAX_CLEAN_AGE
 from tasks.jobs.states import ALL_STATES, CLEANABLE_SINCE, JobState
 from tasks.models import Job
-from tasks.operate import actions, counts
+from tasks.operate import actions, counts, figures
 from tasks.operate.dashboard import queries
 from tasks.upkeep import retention
 from tasks.worker import presence
@@ -114,15 +114,21 @@ class Command(BaseCommand):
         consumers = presence.consumers(now)
         paused = presence.paused_queues()
         rows = []
+        hour = figures.by_queue(now - timedelta(hours=1), now + timedelta(seconds=1))
         for queue in QUEUE_NAMES:
             state_counts = counts.queue_counts(queue)
             oldest = counts.age_seconds(counts.oldest_waiting(queue), now)
+            done = hour.get(queue, figures.Tally())
             rows.append([queue, *(str(state_counts[s]) for s in ALL_STATES),
+                         str(done.completed), str(done.failed),
                          "paused" if queue in paused else "running",
                          ", ".join(sorted(consumers.get(queue, []))) or "none",
                          queries.duration_text(oldest) or "-"])
-        headers = ["queue", *ALL_STATES, "status", "consumers", "oldest waiting"]
+        headers = ["queue", *ALL_STATES, "completed/1h", "failed/1h", "status", "consumers",
+                   "oldest waiting"]
         self.stdout.write(table(headers, rows))
+        self.stdout.write("State columns count job rows now; the /1h columns are the job "
+                          "counters (retention does not change them).")
 
     def do_list(self, options) -> None:
         page = queries.job_page(options["queue"], options["state"],

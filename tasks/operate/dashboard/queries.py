@@ -7,19 +7,12 @@ come from ``tasks.operate.counts``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from django.core.cache import cache
-from django.db.models import CharField, Count, Func, Q, QuerySet
-from django.utils import timezone
+from django.db.models import Q, QuerySet
 
-from tasks.jobs.config import QUEUE_NAMES
-from tasks.jobs.states import JobState
 from tasks.models import Job
 
-#: How long the per-minute chart series are reused (seconds); the chart redraws every 30 s.
-CHART_TTL_S = 15
-CHART_WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 PAGE_SIZE = 50
 
 
@@ -38,58 +31,6 @@ def duration_text(seconds: float | None) -> str:
     if minutes:
         return f"{minutes}m {secs:02d}s"
     return f"{secs}s"
-
-
-class MinuteKey(Func):
-    """``'YYYY-MM-DD HH:MM'`` (UTC) of a datetime column, computed natively by the database.
-
-    Django's ``TruncMinute`` calls a Python function per row on SQLite; a
-    substring of the stored ISO text does the same work in C.
-    """
-
-    function = "SUBSTR"
-    template = "SUBSTR(%(expressions)s, 1, 16)"
-    output_field = CharField()
-
-    def as_postgresql(self, compiler, connection, **extra):
-        return self.as_sql(compiler, connection,
-                           template="to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')",
-                           **extra)
-
-
-def _minute_key(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def throughput(window: str, queue: str | None = None, now: datetime | None = None) -> dict:
-    """Completed and failed jobs per minute over ``window`` (``1h`` or ``24h``), oldest first."""
-    span = CHART_WINDOWS[window]
-    now = (now or timezone.now()).replace(second=0, microsecond=0)
-    key = f"dashboard:chart:{window}:{queue or 'all'}:{now:%Y%m%d%H%M}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    since = now - span + timedelta(minutes=1)
-    rows = (
-        Job.objects.filter(queue__in=[queue] if queue else QUEUE_NAMES,
-                           state__in=[JobState.COMPLETED, JobState.FAILED], finished_at__gte=since)
-        .annotate(minute=MinuteKey("finished_at"))
-        .values("minute", "state")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    per_minute = {(row["minute"], row["state"]): row["n"] for row in rows}
-    minutes = [since + timedelta(minutes=i) for i in range(int(span.total_seconds() // 60))]
-    keys = [_minute_key(m) for m in minutes]
-    series = {
-        "window": window,
-        "queue": queue,
-        "minutes": [m.isoformat() for m in minutes],
-        "completed": [per_minute.get((k, JobState.COMPLETED.value), 0) for k in keys],
-        "failed": [per_minute.get((k, JobState.FAILED.value), 0) for k in keys],
-    }
-    cache.set(key, series, CHART_TTL_S)
-    return series
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from tasks.jobs import permissions
 from tasks.jobs.config import QUEUE_NAMES, QueueName
 from tasks.jobs.states import ALL_STATES, JobState
 from tasks.models import Job
-from tasks.operate import counts
+from tasks.operate import counts, figures
 from tasks.operate.dashboard import diagnosis, history, queries
 from tasks.operate.dashboard.access import permission_required
 from tasks.operate.dashboard.forms import CleanForm, JobFilterForm
@@ -80,13 +80,14 @@ def counts_json(request: HttpRequest) -> JsonResponse:
 @require_GET
 def chart_json(request: HttpRequest) -> JsonResponse:
     window = request.GET.get("window", "1h")
-    if window not in queries.CHART_WINDOWS:
-        return JsonResponse({"error": f"window must be one of {list(queries.CHART_WINDOWS)}"},
+    if window not in figures.WINDOWS:
+        return JsonResponse({"error": f"window must be one of {list(figures.WINDOWS)}"},
                             status=400)
     queue = request.GET.get("queue") or None
     if queue is not None:
         _queue_or_404(queue)
-    return JsonResponse(queries.throughput(window, queue))
+    name = request.GET.get("name") or None
+    return JsonResponse(figures.series(window, queue, name))
 
 
 @permission_required(permissions.VIEW)

@@ -54,12 +54,14 @@ const Dashboard = (() => {
       getJSON(url).then((s) => {
         const labels = s.minutes.map((m) => {
           const d = new Date(m);
+          if (s.step_s >= 86400) return d.toLocaleDateString([], {month: "short", day: "numeric"});
           return window_ === "1h" ? d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"})
             : d.toLocaleString([], {weekday: "short", hour: "2-digit", minute: "2-digit"});
         });
+        const per = s.step_s >= 86400 ? "day" : s.step_s >= 3600 ? "hour" : "min";
         const datasets = [
-          {label: "completed / min", data: s.completed, borderColor: "#2f855a", backgroundColor: "rgba(47,133,90,.15)", fill: true, pointRadius: 0, tension: 0.2},
-          {label: "failed / min", data: s.failed, borderColor: "#c53030", backgroundColor: "rgba(197,48,48,.15)", fill: true, pointRadius: 0, tension: 0.2},
+          {label: `completed / ${per}`, data: s.completed, borderColor: "#2f855a", backgroundColor: "rgba(47,133,90,.15)", fill: true, pointRadius: 0, tension: 0.2},
+          {label: `failed / ${per}`, data: s.failed, borderColor: "#c53030", backgroundColor: "rgba(197,48,48,.15)", fill: true, pointRadius: 0, tension: 0.2},
         ];
         if (drawn) { drawn.data.labels = labels; drawn.data.datasets = datasets; drawn.update("none"); return; }
         drawn = new Chart(canvas, {type: "line", data: {labels, datasets},
