@@ -112,6 +112,9 @@ class Job(models.Model):
         help_text="Signatures to apply after it: the rest of its chain, link, link_error.")
     expires_at = models.DateTimeField(
         null=True, blank=True, help_text="Celery's expires: not run after this; cancelled.")
+    keep = models.JSONField(
+        null=True, blank=True,
+        help_text="Its own remove_on_complete / remove_on_fail (else the queue's preset).")
 
     objects = JobQuerySet.as_manager()
 
@@ -148,6 +151,9 @@ class Job(models.Model):
             models.Index(fields=["parent_id"], name="job_children", condition=~Q(parent_id="")),
             models.Index(fields=["group_id", "group_index"], name="job_group_members",
                          condition=~Q(group_id="")),
+            # Finished jobs with their own retention (remove_on_complete / remove_on_fail).
+            models.Index(fields=["queue", "name", "state", "finished_at"], name="job_own_keep",
+                         condition=Q(keep__isnull=False, finished_at__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -38,12 +38,16 @@ def add_job(
     attempts: int | None = None,
     backoff: Mapping[str, Any] | None = None,
     job_id: str | None = None,
+    remove_on_complete: Any = None,
+    remove_on_fail: Any = None,
 ) -> str:
     """Enqueue job ``name`` on ``queue`` with ``data`` as its keyword arguments.
 
-    ``delay`` is seconds or a ``timedelta``; ``backoff`` is
-    ``{"type": "exponential"|"fixed"|"custom", "delay": ms}``. Returns the job
-    id (the existing one when ``job_id`` is already taken). Raises a
+    ``delay`` is milliseconds or a ``timedelta``; ``backoff`` is
+    ``{"type": "exponential"|"fixed"|"custom", "delay": ms}``;
+    ``remove_on_complete``/``remove_on_fail`` are BullMQ's (``True``, ``False``, a
+    count, or ``{"age": ms, "count": n}``; default: the queue's preset). Returns
+    the job id (the existing one when ``job_id`` is already taken). Raises a
     ``JobInputError`` subclass, with nothing written, on bad input.
     """
     spec = _spec(
@@ -51,7 +55,8 @@ def add_job(
         name,
         data,
         {"priority": priority, "delay": delay, "attempts": attempts,
-         "backoff": backoff, "job_id": job_id},
+         "backoff": backoff, "job_id": job_id, "remove_on_complete": remove_on_complete,
+         "remove_on_fail": remove_on_fail},
     )
     return enqueue(spec)
 

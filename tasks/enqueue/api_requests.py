@@ -25,7 +25,8 @@ from tasks.jobs.routing import parse_queue
 from tasks.jobs.spec import check_depth
 
 #: The ``options`` a request may give (``add_job``'s keyword arguments).
-API_OPTIONS = ("priority", "delay", "attempts", "backoff", "job_id")
+API_OPTIONS = ("priority", "delay", "attempts", "backoff", "job_id", "remove_on_complete",
+               "remove_on_fail")
 
 
 def api_allowed() -> list[str]:

@@ -25,7 +25,7 @@ from kombu.utils.json import dumps
 
 from tasks.jobs.errors import UnsupportedOptionError
 from tasks.jobs.limits import MAX_DELAY_S
-from tasks.jobs.spec import Placement
+from tasks.jobs.spec import Extras
 
 #: Options taken over as they are by ``build_spec``.
 JOB_OPTIONS = ("priority", "delay", "attempts", "backoff")
@@ -53,9 +53,9 @@ def job_options(task: Any, options: Mapping[str, Any], link: Any = None,
         else:
             raise UnsupportedOptionError(key, _WHY.get(key, "the service cannot honour it"))
     spec = {key: options.get(key) for key in ("priority", "attempts", "backoff")}
-    placement = _placement(options, link, link_error)
-    if placement is not None:
-        spec["placement"] = placement
+    extras = _extras(options, link, link_error)
+    if extras is not None:
+        spec["extras"] = extras
     return spec
 
 
@@ -110,7 +110,7 @@ def expires_at(expires: Any, now: datetime | None = None) -> datetime | None:
     return now + timedelta(seconds=expires)
 
 
-def _placement(options: Mapping[str, Any], link: Any, link_error: Any) -> Placement | None:
+def _extras(options: Mapping[str, Any], link: Any, link_error: Any) -> Extras | None:
     canvas = {}
     for key, value in (("link", link), ("link_error", link_error)):
         if value:
@@ -123,7 +123,7 @@ def _placement(options: Mapping[str, Any], link: Any, link_error: Any) -> Placem
     group_index = options.get("group_index")
     if not (canvas or expires or options.get("group_id") or options.get("parent_id")):
         return None
-    return Placement(
+    return Extras(
         parent_id=str(options.get("parent_id") or ""),
         group_id=str(options.get("group_id") or ""),
         group_index=int(group_index) if group_index is not None else None,

@@ -30,14 +30,14 @@ logger = logging.getLogger("tasks.jobs")
 _SET = ("id", "queue", "name", "data", "priority", "state", "max_attempts", "backoff",
         "delay_ms", "run_at", "created_at", "enqueued_at", "published_at")
 #: Set too for a job of a Celery canvas (rare: plain jobs keep the shorter INSERT).
-_PLACED = ("parent_id", "group_id", "group_index", "canvas", "expires_at")
-_JSON_COLUMNS = ("data", "backoff", "canvas")
+_EXTRA = ("parent_id", "group_id", "group_index", "canvas", "expires_at", "keep")
+_JSON_COLUMNS = ("data", "backoff", "canvas", "keep")
 
 
 @lru_cache(maxsize=8)
-def _insert_sql(vendor: str, placed: bool = False) -> tuple[str, tuple]:
+def _insert_sql(vendor: str, extras: bool = False) -> tuple[str, tuple]:
     """The INSERT statement and the default values of the columns it does not set."""
-    chosen = (*_SET, *_PLACED) if placed else _SET
+    chosen = (*_SET, *_EXTRA) if extras else _SET
     fields = [field for field in Job._meta.concrete_fields if field.attname not in chosen]
     defaults = tuple(field.get_db_prep_save(field.get_default(), connection) for field in fields)
     columns = [*chosen, *(field.column for field in fields)]
@@ -88,14 +88,15 @@ class _Rows:
             *self.defaults,
         )
 
-    def placed(self, spec: JobSpec, row: tuple) -> tuple[str, tuple]:
-        """The INSERT and row of a job placed in a Celery canvas (``spec.placement``)."""
-        placement = spec.placement
-        sql, defaults = _insert_sql(connection.vendor, placed=True)
-        expires = placement.expires_at
-        return sql, (*row[:len(_SET)], placement.parent_id, placement.group_id,
-                     placement.group_index, placement.canvas_json,
-                     self.adapt(expires) if expires is not None else None, *defaults)
+    def with_extras(self, spec: JobSpec, row: tuple) -> tuple[str, tuple]:
+        """The INSERT and row of a job with ``spec.extras`` (canvas place, own retention)."""
+        extras = spec.extras
+        sql, defaults = _insert_sql(connection.vendor, extras=True)
+        expires = extras.expires_at
+        return sql, (*row[:len(_SET)], extras.parent_id, extras.group_id,
+                     extras.group_index, extras.canvas_json,
+                     self.adapt(expires) if expires is not None else None, extras.keep_json,
+                     *defaults)
 
 
 def _insert_many(sql: str, rows: list[tuple], fresh_ids: bool = False) -> None:
@@ -182,8 +183,8 @@ def enqueue(spec: JobSpec) -> str:
     job_id = spec.job_id or new_job_id()
     rows = _Rows(timezone.now(), stamps_at_insert())
     sql, row = rows.sql, rows.row(spec, job_id)
-    if spec.placement is not None:
-        sql, row = rows.placed(spec, row)
+    if spec.extras is not None:
+        sql, row = rows.with_extras(spec, row)
     with bound_cursor() as cursor:
         cursor.execute(sql, row)
         inserted = cursor.rowcount
@@ -208,21 +209,28 @@ def enqueue_many(specs: Sequence[JobSpec]) -> list[str]:
     ids = [spec.job_id or new_job_id() for spec in specs]
     builder = _Rows(timezone.now(), stamps_at_insert())
     seen: set[str] = set()
-    entries = []  # (job id, row, message or None), one per distinct id
+    entries = []  # (job id, row, message or None, extras INSERT or None), one per distinct id
     for spec, job_id in zip(specs, ids, strict=True):
         if job_id in seen:
             continue
         seen.add(job_id)
-        entries.append((job_id, builder.row(spec, job_id),
-                        _message(spec, job_id) if spec.delay_s <= 0 else None))
+        row = builder.row(spec, job_id)
+        special = builder.with_extras(spec, row) if spec.extras is not None else None
+        entries.append((job_id, row, _message(spec, job_id) if spec.delay_s <= 0 else None,
+                        special))
     wanted = [spec.job_id for spec in specs if spec.job_id is not None]
     with transaction.atomic():
         if wanted:
             existing = set(Job.objects.filter(pk__in=wanted).values_list("id", flat=True))
             entries = [entry for entry in entries if entry[0] not in existing]
-        if entries:
-            _insert_many(builder.sql, [row for _, row, _ in entries], fresh_ids=not wanted)
-        publish_on_commit([message for _, _, message in entries if message is not None],
+        plain = [row for _, row, _, special in entries if special is None]
+        if plain:
+            _insert_many(builder.sql, plain, fresh_ids=not wanted)
+        with bound_cursor() as cursor:  # jobs with extras (own retention): one by one
+            for _, _, _, special in entries:
+                if special is not None:
+                    cursor.execute(*special)
+        publish_on_commit([message for _, _, message, _ in entries if message is not None],
                           claimed=builder.stamped)
     logger.info("%d job(s) added in bulk", len(entries))
     return ids

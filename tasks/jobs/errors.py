@@ -90,6 +90,14 @@ class InvalidCronError(JobInputError):
         super().__init__(f"cron expression {_r(expression)} is invalid: {reason}")
 
 
+class InvalidKeepError(JobInputError):
+    def __init__(self, option: str, value: Any) -> None:
+        super().__init__(
+            f"{option} {_r(value)} is invalid: give True, False, a count, a timedelta, or "
+            '{"age": milliseconds or timedelta, "count": n}'
+        )
+
+
 class UnsupportedOptionError(JobInputError):
     """A Celery option the service cannot honour: refused by name, never dropped."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from tasks.jobs.errors import (
     InvalidAttemptsError,
     InvalidDelayError,
     InvalidJobIdError,
+    InvalidKeepError,
     InvalidPriorityError,
     PayloadNotJSONError,
     PayloadTooDeepError,
@@ -31,11 +33,12 @@ from tasks.jobs.limits import (
 
 
 @dataclass(frozen=True)
-class Placement:
-    """Where a job stands in a Celery canvas, and what runs after it.
+class Extras:
+    """What a plain job leaves at its defaults: its place in a Celery canvas, its own retention.
 
     ``canvas_json``: the signatures to apply after it (the rest of its chain,
-    ``link``, ``link_error``) as JSON; ``expires_at``: Celery's ``expires``.
+    ``link``, ``link_error``) as JSON; ``expires_at``: Celery's ``expires``;
+    ``keep_json``: its ``remove_on_complete``/``remove_on_fail`` (``parse_keep``).
     """
 
     parent_id: str = ""
@@ -43,6 +46,48 @@ class Placement:
     group_index: int | None = None
     canvas_json: str | None = None
     expires_at: datetime | None = None
+    keep_json: str | None = None
+
+
+def parse_keep(value: Any, option: str) -> dict | None:
+    """BullMQ's ``remove_on_complete``/``remove_on_fail`` as stored on the row.
+
+    ``True``: removed at the next retention pass; ``False``: kept until removed
+    by hand; a count ``n``: the newest ``n`` of its queue and job name kept; a
+    timedelta or ``{"age": ms or timedelta, "count": n}``: kept that long and/or
+    among that many. None: the queue's preset decides.
+    """
+    if value is None:
+        return None
+    if value is True or value is False:
+        return {"remove": value}
+    if isinstance(value, int):
+        return {"count": _keep_count(value, option)}
+    if isinstance(value, timedelta):
+        return {"age_s": _keep_age(value, option)}
+    if isinstance(value, dict) and value and set(value) <= {"age", "count"}:
+        keep = {}
+        if "age" in value:
+            age = value["age"]
+            if isinstance(age, (int, float)) and not isinstance(age, bool) and math.isfinite(age):
+                age = timedelta(milliseconds=age) if 0 <= age <= MAX_DELAY_MS else None
+            keep["age_s"] = _keep_age(age, option)
+        if "count" in value:
+            keep["count"] = _keep_count(value["count"], option)
+        return keep
+    raise InvalidKeepError(option, value)
+
+
+def _keep_count(count: Any, option: str) -> int:
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 10**9:
+        raise InvalidKeepError(option, count)
+    return count
+
+
+def _keep_age(age: Any, option: str) -> float:
+    if not isinstance(age, timedelta) or not timedelta(0) <= age <= timedelta(days=3650):
+        raise InvalidKeepError(option, age)
+    return age.total_seconds()
 
 
 @dataclass(frozen=True)
@@ -60,7 +105,7 @@ class JobSpec:
     #: ``data`` as JSON, encoded once by the size check and reused by the INSERT.
     data_json: str | None = None
     #: Its place in a Celery canvas (``tasks.enqueue.options``); None for a plain job.
-    placement: Placement | None = None
+    extras: Extras | None = None
 
 
 def parse_delay(delay: Any) -> float:
@@ -200,7 +245,9 @@ def build_spec(
     backoff: Any = None,
     job_id: Any = None,
     data_json: str | None = None,
-    placement: Placement | None = None,
+    extras: Extras | None = None,
+    remove_on_complete: Any = None,
+    remove_on_fail: Any = None,
 ) -> JobSpec:
     """Validate every option against the queue's preset (queue and name already checked).
 
@@ -209,6 +256,11 @@ def build_spec(
     preset = QUEUE_PRESETS[queue]
     if data_json is None:
         data, data_json = encode_data(data)
+    keep = {state: rule for state, rule in (
+        ("completed", parse_keep(remove_on_complete, "remove_on_complete")),
+        ("failed", parse_keep(remove_on_fail, "remove_on_fail"))) if rule is not None}
+    if keep:
+        extras = dataclasses.replace(extras or Extras(), keep_json=json.dumps(keep))
     return JobSpec(
         queue=queue,
         name=name,
@@ -219,5 +271,5 @@ def build_spec(
         backoff=parse_backoff(backoff, preset.backoff),
         job_id=parse_job_id(job_id),
         data_json=data_json,
-        placement=placement,
+        extras=extras,
     )

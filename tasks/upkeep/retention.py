@@ -143,31 +143,75 @@ def cleanable(queue: QueueName | str, state: str, cutoff: datetime) -> QuerySet:
     return Job.objects.filter(queue=str(queue), state=state, **{f"{field}__lt": cutoff})
 
 
-def keep_newest(queue: QueueName, state: str, count: int) -> int:
-    """Delete all but the newest ``count`` finished jobs in ``state``."""
-    boundary = (
+def keep_newest(queue: QueueName, state: str, count: int, rows: QuerySet | None = None) -> int:
+    """Delete all but the newest ``count`` finished jobs in ``state`` (of ``rows``, if given)."""
+    rows = Job.objects.filter(queue=queue.value, state=state) if rows is None else rows
+    boundary = list(
         # finished_at IS NOT NULL, true of every finished job, is what lets the
         # partial index job_finished serve this ORDER BY.
-        Job.objects.filter(queue=queue.value, state=state, finished_at__isnull=False)
-        .order_by("-finished_at")
+        rows.filter(finished_at__isnull=False).order_by("-finished_at")
         .values_list("finished_at", flat=True)[count:count + 1]
     )
-    boundary = list(boundary)
     if not boundary:
         return 0
-    older = Job.objects.filter(queue=queue.value, state=state, finished_at__lte=boundary[0])
-    return delete_matching(older, [state])
+    return delete_matching(rows.filter(finished_at__lte=boundary[0]), [state])
+
+
+#: The key of a job's own retention (``Job.keep``) for each state it covers.
+OWN_KEEP = {JobState.COMPLETED: "completed", JobState.FAILED: "failed"}
+
+
+def _by_preset(queue: QueueName, state: str, cutoff: datetime | None = None) -> QuerySet:
+    """Jobs of ``queue`` in ``state`` that follow the queue's preset (no rule of their own)."""
+    rows = Job.objects.filter(queue=queue.value, state=state)
+    if state in OWN_KEEP:
+        rows = rows.exclude(keep__has_key=OWN_KEEP[state])
+    if cutoff is not None:
+        rows = rows.filter(**{f"{CLEANABLE_SINCE[state]}__lt": cutoff})
+    return rows
 
 
 def enforce_retention(now: datetime | None = None) -> dict[str, int]:
-    """Apply every queue's preset; returns deletions per queue."""
+    """Apply every queue's preset, and each job's own rule; returns deletions per queue."""
     now = now or timezone.now()
     report = {}
     for queue, preset in QUEUE_PRESETS.items():
-        n = clean(queue, timedelta(seconds=preset.keep_completed_s), JobState.COMPLETED, now=now)
-        n += keep_newest(queue, JobState.COMPLETED, preset.keep_completed_count)
-        n += clean(queue, timedelta(seconds=preset.keep_failed_s), JobState.FAILED, now=now)
-        n += clean(queue, timedelta(seconds=preset.keep_cancelled_s), JobState.CANCELLED, now=now)
+        ages = ((JobState.COMPLETED, preset.keep_completed_s),
+                (JobState.FAILED, preset.keep_failed_s),
+                (JobState.CANCELLED, preset.keep_cancelled_s))
+        n = 0
+        for state, seconds in ages:
+            n += delete_matching(_by_preset(queue, state, now - timedelta(seconds=seconds)),
+                                 [state])
+        n += keep_newest(queue, JobState.COMPLETED, preset.keep_completed_count,
+                         _by_preset(queue, JobState.COMPLETED))
         report[queue.value] = n
+    for queue, n in _own_rules(now).items():
+        report[queue] = report.get(queue, 0) + n
     forget_gone_workers(now)
+    return report
+
+
+def _own_rules(now: datetime) -> dict[str, int]:
+    """Jobs with their own ``remove_on_complete``/``remove_on_fail`` (BullMQ's job options).
+
+    ``remove``: True deletes at this pass, False keeps; ``age_s`` deletes past
+    that age; ``count`` keeps the newest that many of the job's queue and name.
+    """
+    report: dict[str, int] = {}
+    groups = (Job.objects.filter(keep__isnull=False, finished_at__isnull=False,
+                                 state__in=list(OWN_KEEP))
+              .values_list("queue", "name", "state").distinct())
+    for queue, name, state in groups:
+        key = OWN_KEEP[JobState(state)]
+        rows = Job.objects.filter(queue=queue, name=name, state=state, keep__has_key=key)
+        n = delete_matching(rows.filter(**{f"keep__{key}__remove": True}), [state])
+        for age_s in set(rows.values_list(f"keep__{key}__age_s", flat=True)) - {None}:
+            n += delete_matching(rows.filter(**{f"keep__{key}__age_s": age_s,
+                                                "finished_at__lt": now - timedelta(seconds=age_s)}),
+                                 [state])
+        for count in set(rows.values_list(f"keep__{key}__count", flat=True)) - {None}:
+            n += keep_newest(QueueName(queue), state, count,
+                             rows.filter(**{f"keep__{key}__count": count}))
+        report[queue] = report.get(queue, 0) + n
     return report
