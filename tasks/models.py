@@ -290,6 +290,9 @@ class JobGroup(models.Model):
     remaining = models.IntegerField(null=True, blank=True,
                                     help_text="Chord parts still to complete.")
     failed = models.BooleanField(default=False, help_text="A chord part failed: no callback.")
+    parent = models.CharField(
+        max_length=255, blank=True, default="",
+        help_text="A flow's parent job: it starts when the members have completed.")
     created_at = models.DateTimeField(auto_now_add=True)
 
 

@@ -4,6 +4,7 @@
 """
 
 from tasks.enqueue.api import add_bulk, add_job
+from tasks.enqueue.flows import Flow, add_flow
 from tasks.jobs.config import QUEUE_PRESETS, Backoff, JobPriority, QueueName, QueuePreset
 from tasks.operate.queue import Queue, QueueRegistry, get_job, queue_registry
 from tasks.upkeep.schedules import add_repeatable_job
@@ -19,7 +20,9 @@ __all__ = [
     "QueueName",
     "QueuePreset",
     "QueueRegistry",
+    "Flow",
     "add_bulk",
+    "add_flow",
     "add_job",
     "add_repeatable_job",
     "get_job",

@@ -12,9 +12,10 @@ from tasks.jobs.routing import parse_queue
 from tasks.jobs.spec import JobSpec, build_spec, encode_data
 
 
-def _spec(queue: Any, name: Any, data: Any, options: Mapping[str, Any],
-          tasks: dict | None = None) -> JobSpec:
-    """``tasks``: (queue, name) -> task already looked up by this call (``add_bulk``)."""
+def job_spec(queue: Any, name: Any, data: Any, options: Mapping[str, Any],
+             tasks: dict | None = None) -> JobSpec:
+    """A validated ``JobSpec`` (nothing written). ``tasks``: (queue, name) -> task already
+    looked up by this call (``add_bulk``)."""
     cacheable = tasks is not None and isinstance(queue, str) and isinstance(name, str)
     task = tasks.get((queue, name)) if cacheable else None
     queue_name = parse_queue(queue)
@@ -50,7 +51,7 @@ def add_job(
     the job id (the existing one when ``job_id`` is already taken). Raises a
     ``JobInputError`` subclass, with nothing written, on bad input.
     """
-    spec = _spec(
+    spec = job_spec(
         queue,
         name,
         data,
@@ -72,5 +73,5 @@ def add_bulk(jobs: Iterable[Mapping[str, Any]]) -> list[str]:
     for item in jobs:
         item = dict(item)
         queue, name, data = item.pop("queue", None), item.pop("name", None), item.pop("data", None)
-        specs.append(_spec(queue, name, data, item, tasks))
+        specs.append(job_spec(queue, name, data, item, tasks))
     return enqueue_many(specs)

@@ -93,6 +93,11 @@ class _Rows:
         extras = spec.extras
         sql, defaults = _insert_sql(connection.vendor, extras=True)
         expires = extras.expires_at
+        if extras.waits_for_children:
+            row = list(row)
+            for column, value in (("state", JobState.WAITING_CHILDREN.value), ("run_at", None),
+                                  ("enqueued_at", None), ("published_at", None)):
+                row[_SET.index(column)] = value
         return sql, (*row[:len(_SET)], extras.parent_id, extras.group_id,
                      extras.group_index, extras.canvas_json,
                      self.adapt(expires) if expires is not None else None, extras.keep_json,
@@ -190,7 +195,7 @@ def enqueue(spec: JobSpec) -> str:
         inserted = cursor.rowcount
     if not inserted:  # the id exists: an earlier or concurrent enqueue won
         return job_id
-    if spec.delay_s <= 0:
+    if spec.delay_s <= 0 and not (spec.extras and spec.extras.waits_for_children):
         publish_on_commit([_message(spec, job_id)], claimed=rows.stamped)
     logger.debug("job %s added", job_id,
                  extra={"job_id": job_id, "queue": spec.queue.value, "job_name": spec.name})

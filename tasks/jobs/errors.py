@@ -98,6 +98,15 @@ class InvalidKeepError(JobInputError):
         )
 
 
+class InvalidFlowError(JobInputError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"flow is invalid: {detail}")
+
+
+class ChildFailedError(Exception):
+    """A flow's parent did not run: one of its children failed (its ``on_failure`` is ``fail``)."""
+
+
 class UnsupportedOptionError(JobInputError):
     """A Celery option the service cannot honour: refused by name, never dropped."""
 

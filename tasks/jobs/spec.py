@@ -47,6 +47,8 @@ class Extras:
     canvas_json: str | None = None
     expires_at: datetime | None = None
     keep_json: str | None = None
+    #: A flow's parent: written ``waiting-children``, published when its children complete.
+    waits_for_children: bool = False
 
 
 def parse_keep(value: Any, option: str) -> dict | None:

@@ -7,6 +7,8 @@ from django.db import models
 
 class JobState(models.TextChoices):
     WAITING = "waiting", "Waiting"
+    #: A flow's parent: it starts when its children have completed (BullMQ's name).
+    WAITING_CHILDREN = "waiting-children", "Waiting for children"
     DELAYED = "delayed", "Delayed"
     ACTIVE = "active", "Active"
     COMPLETED = "completed", "Completed"

@@ -86,7 +86,8 @@ def cancel_job(job_id: str, by: str = "system") -> str:
     """
     now = timezone.now()
     job = _get(job_id)
-    if Job.objects.filter(pk=job_id, state__in=(JobState.WAITING, JobState.DELAYED)).update(
+    if Job.objects.filter(pk=job_id, state__in=(JobState.WAITING, JobState.DELAYED,
+                                                JobState.WAITING_CHILDREN)).update(
         state=JobState.CANCELLED, cancel_requested=True, cancel_requested_at=now, finished_at=now
     ):
         append_log(job_id, f"cancelled by {by}")

@@ -23,6 +23,7 @@ from celery.canvas import signature
 from django.db import connection
 from django.utils import timezone
 
+from tasks.enqueue.publishing import message_for, publish_on_commit, stamps_at_insert
 from tasks.jobs.states import JobState
 from tasks.models import Job, JobGroup
 
@@ -38,15 +39,24 @@ def after_success(job_id: str, canvas: dict | None, group_id: str, result: Any) 
     if chain:
         _apply(chain.pop(), (result,), job_id, chain=chain or None)
     if group_id:
-        _chord_part_done(group_id, job_id)
+        _member_done(group_id, job_id)
 
 
 def after_failure(job_id: str, canvas: dict | None, group_id: str, reason: str) -> None:
-    """A job failed for good, was cancelled or expired: errbacks, and its chord fails."""
+    """A job failed for good, was cancelled or expired: errbacks; its chord or flow parent."""
     for errback in (canvas or {}).get("link_error") or ():
         _apply(errback, (job_id,), job_id)
-    if group_id:
+    if not group_id:
+        return
+    policy = (canvas or {}).get("flow")
+    if policy is None:
         _chord_part_failed(group_id, job_id, reason)
+    elif policy == "fail":
+        _fail_parent(group_id, job_id, reason)
+    else:  # ignore: the parent runs and sees it; remove: the parent does not wait for it
+        if policy == "remove":
+            Job.objects.filter(pk=job_id).update(parent_id="")
+        _member_done(group_id, job_id)
 
 
 def _apply(sig: dict, args: tuple, parent_id: str, **options: Any) -> None:
@@ -54,15 +64,46 @@ def _apply(sig: dict, args: tuple, parent_id: str, **options: Any) -> None:
     signature(sig, app=current_app).apply_async(args, parent_id=parent_id, **options)
 
 
-def _chord_part_done(group_id: str, job_id: str) -> None:
+def _member_done(group_id: str, job_id: str) -> None:
+    """One member fewer to wait for; the last one starts the chord's body or the flow's parent."""
     remaining = _decrement(group_id)
     if remaining != 0:
         return
     group = JobGroup.objects.get(pk=group_id)
+    if group.parent:
+        _release_parent(group.parent)
+        return
     results = list(Job.objects.filter(group_id=group_id).order_by("group_index")
                    .values_list("result", flat=True))
     logger.info("chord %s complete (%d parts): applying its body", group_id, len(results))
     _apply(group.callback, (results,), job_id)
+
+
+def _release_parent(parent_id: str) -> None:
+    """A flow's parent whose children are done: waiting, and published after commit."""
+    now = timezone.now()
+    stamped = stamps_at_insert()
+    if Job.objects.filter(pk=parent_id, state=JobState.WAITING_CHILDREN).update(
+            state=JobState.WAITING, enqueued_at=now, published_at=now if stamped else None):
+        logger.info("flow parent %s: children done, starting it", parent_id)
+        publish_on_commit([message_for(Job.objects.get(pk=parent_id))], claimed=stamped)
+
+
+def _fail_parent(group_id: str, child_id: str, reason: str) -> None:
+    """A child failed and its ``on_failure`` is ``fail``: its parent fails, and so on up."""
+    parent_id = JobGroup.objects.filter(pk=group_id).values_list("parent", flat=True).first()
+    parent = Job.objects.filter(pk=parent_id, state=JobState.WAITING_CHILDREN).first()
+    if parent is None:
+        return
+    now = timezone.now()
+    error = f"ChildFailedError: child {child_id} did not complete: {reason}"
+    if Job.objects.filter(pk=parent_id, state=JobState.WAITING_CHILDREN).update(
+            state=JobState.FAILED, finished_at=now, errors=[*(parent.errors or []), {
+                "attempt": 0, "error": error[:10_000], "traceback": "",
+                "exception": "tasks.jobs.errors.ChildFailedError",
+                "started_at": None, "failed_at": now.isoformat()}]):
+        logger.warning("flow parent %s failed: %s", parent_id, error)
+        after_failure(parent_id, parent.canvas, parent.group_id, error)
 
 
 def _decrement(group_id: str) -> int | None:

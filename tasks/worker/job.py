@@ -41,6 +41,21 @@ class JobContext:
         if self.attached:
             lifecycle.append_log(self.id, str(message))
 
+    def children_values(self) -> dict[str, Any]:
+        """A flow parent's completed children: ``{child id: its result}``."""
+        from tasks.models import Job
+
+        return dict(Job.objects.filter(parent_id=self.id, state="completed")
+                    .values_list("pk", "result"))
+
+    def children_failures(self) -> dict[str, str]:
+        """Children that did not complete but let the parent run (``on_failure: ignore``)."""
+        from tasks.models import Job
+
+        rows = Job.objects.filter(parent_id=self.id, state__in=("failed", "cancelled"))
+        return {pk: (errors[-1]["error"] if errors else state)
+                for pk, state, errors in rows.values_list("pk", "state", "errors")}
+
     def is_cancelled(self) -> bool:
         """True once an operator asked to cancel this job; check it between chunks."""
         return self.attached and lifecycle.cancel_requested(self.id)

@@ -77,7 +77,7 @@ def test_every_figure_counts_every_run_after_retention_deleted_most_rows(service
     out = StringIO()
     call_command("queues", "stats", stdout=out)
     analytics = next(line for line in out.getvalue().splitlines() if line.startswith("analytics"))
-    assert analytics.split()[7] == str(RUNS)  # completed/1h
+    assert analytics.split()[8] == str(RUNS)  # completed/1h
 
 
 def test_the_promoter_folds_finished_rows_and_moves_the_watermark(service):

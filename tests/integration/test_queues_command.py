@@ -44,11 +44,12 @@ def test_stats_prints_a_table_of_every_queue(db):
     presence.pause_queue("analytics", by="test")
     out, _ = run("stats")
     lines = out.splitlines()
-    assert lines[0].split() == ["queue", "waiting", "delayed", "active", "completed", "failed",
+    assert lines[0].split() == ["queue", "waiting", "waiting-children", "delayed", "active",
+                                "completed", "failed",
                                 "cancelled", "completed/1h", "failed/1h", "status", "consumers",
                                 "oldest", "waiting"]
     email = next(line for line in lines if line.startswith("email"))
-    assert email.split()[:7] == ["email", "2", "0", "0", "0", "3", "0"]
+    assert email.split()[:8] == ["email", "2", "0", "0", "0", "0", "3", "0"]
     assert "running" in email and "3m" in email
     assert "paused" in next(line for line in lines if line.startswith("analytics"))
 

@@ -159,3 +159,12 @@ def errback(job: JobContext, failed_id: str) -> str:
     """A link_error callback: gets the failed job's id."""
     _record(job, f"errback:{failed_id}")
     return failed_id
+
+
+@processor(QueueName.ANALYTICS, "sum-children")
+def sum_children(job: JobContext, key: str) -> dict:
+    """A flow parent: adds its children's results, and says which did not complete."""
+    _record(job, key)
+    values = job.children_values()
+    return {"sum": sum(v for v in values.values() if isinstance(v, int)),
+            "children": len(values), "failures": sorted(job.children_failures())}

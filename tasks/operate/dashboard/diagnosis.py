@@ -40,9 +40,21 @@ def _ahead(qs) -> str:
     return f"{AHEAD_CAP:,}+" if n > AHEAD_CAP else f"{n:,}"
 
 
+def _children_reason(job: Job) -> str:
+    from tasks.models import JobGroup
+
+    group = JobGroup.objects.filter(parent=job.pk).first()
+    if group is None:
+        return "Waiting for its children (a flow's parent)."
+    return (f"Waiting for its children: {group.remaining} of {len(group.members)} still to "
+            "complete (a flow's parent starts when they have).")
+
+
 def reasons(job: Job, situation: QueueSituation | None = None,
             now: datetime | None = None) -> list[str]:
-    """Empty for jobs that are not waiting or delayed."""
+    """Empty for jobs that are not waiting, delayed or waiting for children."""
+    if job.state == JobState.WAITING_CHILDREN:
+        return [_children_reason(job)]
     if job.state not in (JobState.WAITING, JobState.DELAYED):
         return []
     now = now or timezone.now()
