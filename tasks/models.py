@@ -204,6 +204,9 @@ class QueueControl(models.Model):
 
     queue = models.CharField(primary_key=True, max_length=32)
     paused = models.BooleanField(default=False)
+    held_until = models.DateTimeField(
+        null=True, blank=True,
+        help_text="A processor was told to slow down (HTTP 429): the queue waits until then.")
     changed_by = models.CharField(max_length=255, blank=True, default="")
     changed_at = models.DateTimeField(null=True, blank=True)
 
@@ -340,6 +343,33 @@ class CounterWatermark(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     folded_until = models.DateTimeField()
+
+
+class RateLimit(models.Model):
+    """A global rate limit set at run time (dashboard); overrides the queue config's.
+
+    ``name`` empty: the whole queue. ``rate`` empty: no limit, whatever the config says.
+    """
+
+    queue = models.CharField(max_length=32)
+    name = models.CharField(max_length=200, blank=True, default="")
+    rate = models.CharField(max_length=32, blank=True, default="")
+    changed_by = models.CharField(max_length=255, blank=True, default="")
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["queue", "name"], name="rate_limit_key")]
+
+
+class RateWindow(models.Model):
+    """Jobs started in one window of one limit: the promoter takes its slots here."""
+
+    key = models.CharField(max_length=255)
+    start = models.DateTimeField()
+    used = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "start"], name="rate_window_key")]
 
 
 class RepeatLimit(models.Model):

@@ -8,6 +8,7 @@ conflict clause deduplicates a caller-chosen id without a SELECT.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from functools import lru_cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from tasks.enqueue import ratelimits
 from tasks.enqueue.cursors import bound_cursor
 from tasks.enqueue.publishing import Message, publish_on_commit, stamps_at_insert
 from tasks.jobs.ids import new_job_id
@@ -178,6 +180,18 @@ def _message(spec: JobSpec, job_id: str) -> Message:
                    spec.priority, spec.data_json)
 
 
+#: A job under a rate limit is written delayed by this much (due at once): the promoter
+#: releases it through the rate gate instead of it being published now.
+GATED_DELAY_S = 0.001
+
+
+def _gated(spec: JobSpec) -> JobSpec:
+    """A job of a rate-limited queue or job name waits as a due delayed row (``ratelimits``)."""
+    if spec.delay_s > 0 or not ratelimits.limited(spec.queue.value, spec.name):
+        return spec
+    return dataclasses.replace(spec, delay_s=GATED_DELAY_S)
+
+
 def enqueue(spec: JobSpec) -> str:
     """Record one job in the caller's transaction; publish it after commit.
 
@@ -186,6 +200,7 @@ def enqueue(spec: JobSpec) -> str:
     promoter sends them when they fall due.
     """
     job_id = spec.job_id or new_job_id()
+    spec = _gated(spec)
     rows = _Rows(timezone.now(), stamps_at_insert())
     sql, row = rows.sql, rows.row(spec, job_id)
     if spec.extras is not None:
@@ -212,6 +227,7 @@ def enqueue_many(specs: Sequence[JobSpec]) -> list[str]:
     CRITICAL jobs of this very call, if the workers are busy).
     """
     ids = [spec.job_id or new_job_id() for spec in specs]
+    specs = [_gated(spec) for spec in specs]
     builder = _Rows(timezone.now(), stamps_at_insert())
     seen: set[str] = set()
     entries = []  # (job id, row, message or None, extras INSERT or None), one per distinct id

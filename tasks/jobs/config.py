@@ -79,6 +79,10 @@ class QueuePreset:
     keep_completed_count: int = 1000
     keep_failed_s: int = 7 * 24 * 3600
     keep_cancelled_s: int = 7 * 24 * 3600
+    #: Global rate limits across every worker (``"100/min"``): the queue's, and per job
+    #: name. The dashboard overrides them at run time (``tasks.enqueue.ratelimits``).
+    rate_limit: str | None = None
+    job_rate_limits: dict[str, str] = field(default_factory=dict)
 
 
 QUEUE_PRESETS: dict[QueueName, QueuePreset] = {

@@ -98,6 +98,24 @@ class InvalidKeepError(JobInputError):
         )
 
 
+class InvalidRateError(JobInputError):
+    def __init__(self, rate: Any) -> None:
+        super().__init__(f"rate limit {_r(rate)} is invalid: give '<jobs>/<s|min|h>', "
+                         "e.g. '100/min', jobs from 1 to 1000000")
+
+
+class RateLimited(Exception):
+    """Raise from a processor when a provider says "slow down" (HTTP 429): BullMQ's rateLimit.
+
+    The job goes back to waiting for ``delay_ms`` without using an attempt, and
+    the whole queue is held that long on every worker.
+    """
+
+    def __init__(self, delay_ms: int = 60_000, reason: str = "") -> None:
+        self.delay_ms = max(int(delay_ms), 1)
+        super().__init__(reason or f"rate limited for {self.delay_ms} ms")
+
+
 class InvalidFlowError(JobInputError):
     def __init__(self, detail: str) -> None:
         super().__init__(f"flow is invalid: {detail}")

@@ -104,6 +104,28 @@ def cancel_job(job_id: str, by: str = "system") -> str:
 REMOVABLE = tuple(state for state in JobState if state != JobState.ACTIVE)
 
 
+def set_rate_limit(queue: str, name: str, rate: str, by: str = "system") -> str:
+    """Set a global rate limit of ``queue`` (``name`` empty) or of one job name; "" lifts it.
+
+    Overrides the queue config at once for every process (within
+    ``ratelimits.REFRESH_S``). Returns the limit as shown (``"100/min"``), or "".
+    """
+    from tasks.enqueue import ratelimits
+    from tasks.enqueue.task import get_task
+    from tasks.jobs.rates import parse_rate
+    from tasks.jobs.routing import parse_queue
+    from tasks.models import RateLimit
+
+    queue_name = parse_queue(queue)
+    if name:
+        get_task(queue_name, name)  # an unknown job name is an error, not a silent limit
+    shown = str(parse_rate(rate)) if rate else ""
+    RateLimit.objects.update_or_create(queue=queue_name.value, name=name,
+                                       defaults={"rate": shown, "changed_by": by})
+    ratelimits.forget()
+    return shown
+
+
 def remove_job(job_id: str, by: str = "system") -> bool:
     """Delete a job record and its log lines (an active job cannot be removed; cancel it first)."""
     return bool(retention.delete_jobs([job_id], REMOVABLE))

@@ -23,6 +23,7 @@ from tasks.enqueue.publishing import Message, publish
 from tasks.jobs.routing import task_name
 from tasks.models import Job, JobState, Lease
 from tasks.upkeep import counters
+from tasks.upkeep.gate import Gate, forget_old_windows
 from tasks.upkeep.reconciler import enforce_cancellations, reconcile_active, reconcile_waiting
 from tasks.upkeep.retention import enforce_retention
 
@@ -75,12 +76,16 @@ def _claimed_messages(rows: QuerySet) -> list[Message]:
     ]
 
 
-def promote_due(now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
+def promote_due(now: datetime | None = None, batch: int = BATCH_SIZE,
+                gated: bool = True) -> int:
     """Move due delayed jobs to waiting and publish them; returns how many.
 
     The rows are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` (PostgreSQL;
     SQLite serialises writers anyway), so several promoters can run at once
-    and each due job is published by exactly one of them.
+    and each due job is published by exactly one of them. Jobs under a rate
+    limit or of a held queue pass the rate gate (``tasks.upkeep.gate``): the
+    ones over it move to their next window; ``gated`` False (a promoter
+    without the lease) leaves them to the one that has it.
     """
     now = now or timezone.now()
     if not Job.objects.due(now).exists():  # the common case, without a write transaction
@@ -89,6 +94,9 @@ def promote_due(now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
         messages = _claimed_messages(
             Job.objects.due(now).select_for_update(skip_locked=True).order_by("run_at")[:batch]
         )
+        gate = Gate(now)
+        if not gate.idle:
+            messages = _through(gate, messages, gated)
         if not messages:
             return 0
         # Claimed for publishing in the same statement: no relay takes them while
@@ -103,6 +111,25 @@ def promote_due(now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
             state=JobState.WAITING, enqueued_at=stamp, published_at=stamp
         )
     return len(publish(messages, claimed=True))
+
+
+def _through(gate: Gate, messages: list[Message], gated: bool) -> list[Message]:
+    """The messages the gate lets through now; the others' rows move to when it will."""
+    passed, later = [], {}
+    for message in messages:
+        name = message.task_name.partition(".")[2]
+        if not gate.gated(message.queue, name):
+            passed.append(message)
+        elif gated:
+            until = gate.admit(message.queue, name)
+            if until is None:
+                passed.append(message)
+            else:
+                later.setdefault(until, []).append(message.job_id)
+    for until, ids in later.items():
+        Job.objects.filter(pk__in=ids).update(run_at=until)
+    gate.commit()
+    return passed
 
 
 def relay_unpublished(now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
@@ -145,7 +172,7 @@ def run_forever(stop: callable, interval_s: float | None = None) -> None:
     while not stop():
         close_old_connections()
         try:
-            moved = promote_due()
+            moved = promote_due(gated=active)
             relay_unpublished()
             if acquire_lease(holder):
                 if not active:
@@ -162,6 +189,7 @@ def run_forever(stop: callable, interval_s: float | None = None) -> None:
                 if time.monotonic() - last_retention > settings.JOB_RETENTION_EVERY_S:
                     enforce_retention()
                     counters.roll_up()
+                    forget_old_windows(timezone.now())
                     last_retention = time.monotonic()
             elif active:
                 logger.warning("promoter %s lost the lease", holder)

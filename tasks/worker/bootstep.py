@@ -152,13 +152,14 @@ class JobWorkerStep(bootsteps.StartStopStep):
             logger.exception("worker bookkeeping failed; will retry")
 
     def apply_pauses(self, consumer) -> None:
-        from tasks.worker.presence import paused_queues
+        from tasks.worker.presence import held_queues, paused_queues
 
-        paused = paused_queues() & set(self.own_queues)
+        # A queue held after a "slow down" (RateLimited) is not consumed until then either.
+        paused = (paused_queues() | set(held_queues())) & set(self.own_queues)
         for queue in sorted(paused - self.cancelled):
             consumer.cancel_task_queue(queue)
             self.cancelled.add(queue)
-            logger.warning("queue %s is paused: not consuming it", queue)
+            logger.warning("queue %s is paused or held: not consuming it", queue)
         for queue in sorted(self.cancelled - paused):
             consumer.add_task_queue(queue)
             self.cancelled.discard(queue)

@@ -208,6 +208,13 @@ def release(job_id: str, *, run: Claim) -> bool:
     ))
 
 
+def hold(job_id: str, until: datetime, *, run: Claim) -> bool:
+    """Back to delayed until ``until``, this attempt not counted (the provider said "slow down")."""
+    return bool(_this_run(job_id, run).update(
+        state=JobState.DELAYED, run_at=until, published_at=None,
+        attempts_made=F("attempts_made") - 1))
+
+
 def mark_cancelled(job_id: str, now: datetime | None = None, *, run: Claim) -> bool:
     now = now or timezone.now()
     return bool(_this_run(job_id, run).update(state=JobState.CANCELLED, finished_at=now))

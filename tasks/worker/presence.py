@@ -41,6 +41,22 @@ def paused_queues() -> set[str]:
     return set(QueueControl.objects.filter(paused=True).values_list("queue", flat=True))
 
 
+def hold_queue(queue: QueueName | str, until: datetime, by: str = "system") -> None:
+    """A processor was told to slow down (HTTP 429): no worker takes the queue's jobs until then."""
+    name = parse_queue(queue).value
+    control, _ = QueueControl.objects.get_or_create(queue=name)
+    if control.held_until is None or control.held_until < until:
+        QueueControl.objects.filter(queue=name).update(held_until=until, changed_by=by,
+                                                       changed_at=timezone.now())
+
+
+def held_queues(now: datetime | None = None) -> dict[str, datetime]:
+    """Queues held after a processor was told to slow down: queue -> until when."""
+    now = now or timezone.now()
+    return dict(QueueControl.objects.filter(held_until__gt=now)
+                .values_list("queue", "held_until"))
+
+
 def workers(now: datetime | None = None) -> list[WorkerHeartbeat]:
     """Workers that beat recently."""
     cutoff = (now or timezone.now()) - timedelta(seconds=settings.JOB_WORKER_GONE_AFTER_S)

@@ -26,11 +26,12 @@ from tasks.jobs.errors import (
     InvalidArgumentsError,
     JobCancelled,
     PermanentJobError,
+    RateLimited,
 )
 from tasks.jobs.spec import valid_job_id
 from tasks.jobs.states import JobState
 from tasks.jobs.text import one_line, short_repr, storable
-from tasks.worker import canvas, lifecycle
+from tasks.worker import canvas, lifecycle, presence
 from tasks.worker.admission import in_worker
 from tasks.worker.job import JobContext
 from tasks.worker.rejections import record_rejected
@@ -106,6 +107,9 @@ class JobTask(RecordingTask):
         except JobCancelled:
             self._cancel(job_id, won, "cancelled")
             return None
+        except RateLimited as limited:
+            self._hold(job_id, won, limited)
+            return None
         except Exception as exc:
             self._fail(job, won, exc, started)
             return None
@@ -125,6 +129,15 @@ class JobTask(RecordingTask):
             if done:
                 canvas.after_success(job_id, won.canvas, won.group_id, result)
         return done
+
+    def _hold(self, job_id: str, won: lifecycle.Claim, limited: RateLimited) -> None:
+        """BullMQ's rateLimit: the queue waits on every worker, this job with it, no attempt used."""
+        until = timezone.now() + timedelta(milliseconds=limited.delay_ms)
+        presence.hold_queue(self.queue_name, until, by=f"job {job_id}")
+        if lifecycle.hold(job_id, until, run=won):
+            lifecycle.append_log(job_id, f"{limited}: the queue waits until {until.isoformat()}")
+        logger.warning("job %s: %s; queue %s held until %s", job_id, limited,
+                       self.queue_name.value, until.isoformat(), extra=self._extra(job_id))
 
     def _cancel(self, job_id: str, won: lifecycle.Claim, reason: str) -> None:
         """Cancelled by the processor, or expired before it ran: its canvas stops there."""

@@ -168,3 +168,14 @@ def sum_children(job: JobContext, key: str) -> dict:
     values = job.children_values()
     return {"sum": sum(v for v in values.values() if isinstance(v, int)),
             "children": len(values), "failures": sorted(job.children_failures())}
+
+
+@processor(QueueName.ANALYTICS, "told-to-slow-down")
+def told_to_slow_down(job: JobContext, key: str, hold_ms: int = 2000) -> str:
+    """The first run hears "429: slow down" from its provider; later runs go through."""
+    from tasks.jobs.errors import RateLimited
+
+    _record(job, key)
+    if Execution.objects.filter(key=key).count() == 1:
+        raise RateLimited(hold_ms, "provider answered 429")
+    return "through"

@@ -8,6 +8,7 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.timesince import timeuntil
 
+from tasks.enqueue import ratelimits
 from tasks.models import Job, JobState
 from tasks.worker import presence
 
@@ -60,7 +61,19 @@ def reasons(job: Job, situation: QueueSituation | None = None,
     now = now or timezone.now()
     situation = situation or QueueSituation.of(job.queue, now)
     found: list[str] = []
-    if job.state == JobState.DELAYED:
+    limits = ratelimits.current()
+    keys = ratelimits.keys_of(job.queue, job.name, limits)
+    held = presence.held_queues(now).get(job.queue)
+    if job.state == JobState.DELAYED and held is not None:
+        found.append(f"Queue {job.queue} is held until {timezone.localtime(held):%H:%M:%S %Z}: "
+                     "a job was told to slow down (rate limited by its provider).")
+    elif job.state == JobState.DELAYED and keys and (job.delay_ms <= 1 or job.attempts_made == 0):
+        limits_text = ", ".join(f"{q}{'/' + n if n else ''} {limits[(q, n)]}" for q, n in keys)
+        until = timezone.localtime(job.run_at) if job.run_at else None
+        found.append(f"Rate limited until {until:%Y-%m-%d %H:%M:%S %Z} ({limits_text}): the "
+                     "promoter releases it when its window has a slot." if until and job.run_at > now
+                     else f"Rate limited ({limits_text}): released when its window has a slot.")
+    elif job.state == JobState.DELAYED:
         if job.run_at and job.run_at > now:
             found.append(f"Delayed until {timezone.localtime(job.run_at):%Y-%m-%d %H:%M:%S %Z} "
                          f"(in {timeuntil(job.run_at, now)}).")

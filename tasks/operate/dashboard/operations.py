@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from tasks.jobs import permissions
 from tasks.jobs.config import QueueName
-from tasks.jobs.errors import JobNotFoundError, JobStateError
+from tasks.jobs.errors import JobInputError, JobNotFoundError, JobStateError
 from tasks.models import JobState
 from tasks.operate import actions, bulk, counts
 from tasks.operate.dashboard.access import check, permission_required
@@ -85,6 +85,25 @@ def pause(request: HttpRequest, queue: str) -> HttpResponse:
     audit.info("queue %s paused by %s", queue, by)
     messages.success(request, f"Queue {queue} paused: jobs still queue up, workers take none.")
     return _back(request, reverse("dashboard:overview"))
+
+
+@permission_required(permissions.OPERATE)
+@require_POST
+def rate_limit(request: HttpRequest, queue: str) -> HttpResponse:
+    """Set (or lift, with an empty rate) a global rate limit of the queue or of one job name."""
+    _queue_or_404(queue)
+    name = request.POST.get("name", "").strip()
+    rate = request.POST.get("rate", "").strip()
+    try:
+        shown = actions.set_rate_limit(queue, name, rate, by=request.user.get_username())
+    except JobInputError as exc:
+        messages.error(request, str(exc))
+        return _back(request, reverse("dashboard:queue", args=[queue]))
+    audit.info("rate limit of %s/%s set to %r by %s", queue, name or "*", rate,
+               request.user.get_username())
+    messages.success(request, f"Rate limit of {queue}{'/' + name if name else ''}: "
+                              f"{shown or 'none'} (every worker within 2 s).")
+    return _back(request, reverse("dashboard:queue", args=[queue]))
 
 
 @permission_required(permissions.OPERATE)

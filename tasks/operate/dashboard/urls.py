@@ -13,6 +13,7 @@ urlpatterns = [
     path("jobs/<path:job_id>", operations.job_page, name="job"),
     path("<str:queue>/pause", operations.pause, name="pause"),
     path("<str:queue>/resume", operations.resume, name="resume"),
+    path("<str:queue>/rate-limit", operations.rate_limit, name="rate-limit"),
     path("<str:queue>/retry-failed", operations.retry_failed, name="retry-failed"),
     path("<str:queue>/clean", operations.clean, name="clean"),
     path("<str:queue>/", views.queue_jobs, name="queue"),

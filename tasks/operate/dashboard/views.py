@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from tasks.enqueue import ratelimits
 from tasks.enqueue.task import job_names
 from tasks.jobs import permissions
 from tasks.jobs.config import QUEUE_NAMES, QueueName
@@ -113,6 +114,9 @@ def queue_jobs(request: HttpRequest, queue: str, state: str = JobState.WAITING) 
         "filters": filters, "page": listing, "counts": counts.queue_counts(queue),
         "paused": queue in presence.paused_queues(), "situation": situation,
         "query": query.urlencode(), "clean_form": CleanForm(initial={"state": state}),
+        "rate_limits": sorted((name or "(whole queue)", str(rate)) for (q, name), rate
+                              in ratelimits.current().items() if q == queue),
+        "job_names": job_names(QueueName(queue)),
     })
 
 
