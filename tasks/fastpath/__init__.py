@@ -11,7 +11,8 @@ Entry points:
   or the first publish elsewhere);
 - ``install_consumer(consumer)``: at each worker consumer start;
 - ``sender(app, producer, batched)``: the fast publisher, or None for the stock one;
-- ``status(app)``: each fast path's state in this process.
+- ``status(app)``: each fast path's state in this process;
+- ``lifo_problem(app)``: why this process cannot put a LIFO job in front, or None.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ logger = logging.getLogger("tasks.fastpath")
 FAST_PATHS = (redis_clients.PATH, templates.PATH, redis_push.PATH, events.PATH, unacked.PATH)
 NAMES = [path.name for path in FAST_PATHS]
 
-__all__ = ["FAST_PATHS", "FastPathFailed", "install_consumer", "install_process", "sender",
-           "status"]
+__all__ = ["FAST_PATHS", "FastPathFailed", "install_consumer", "install_process", "lifo_problem",
+           "sender", "status"]
 
 
 def fastpaths(app: Celery) -> Fastpaths:
@@ -87,6 +88,25 @@ def status(app: Celery) -> dict[str, str]:
     """Each fast path's state here: ``on``, ``off (why)``, ``fallback: why`` or ``not installed``."""
     paths = fastpaths(app)
     return {name: paths.state.get(name, "not installed in this process") for name in NAMES}
+
+
+def lifo_problem(app: Celery) -> str | None:
+    """None when this process pushes job messages to Redis itself, so ``RPUSH`` can put one
+    where kombu's consumer pops next (``BRPOP``); else why it cannot (then the stock
+    path would add it at the back, as every other message)."""
+    kind = broker_kind(app.conf.broker_url)
+    if kind is not BrokerKind.REDIS:
+        return (f"the broker is {kind.value}, not Redis: RabbitMQ delivers by priority, then in "
+                "arrival order, and a message cannot be put in front")
+    paths = install_process(app)
+    for path in (templates.PATH, redis_push.PATH):
+        if not paths.on(path.name):
+            return (f"fast path {path.name} is {paths.state.get(path.name, 'not installed')} in "
+                    "this process, and Celery's own publish adds every message at the back")
+    if _publish_hooked():
+        return ("a before/after_task_publish signal receiver is connected, so Celery's own "
+                "publish runs, which adds every message at the back")
+    return None
 
 
 def _publish_hooked() -> bool:

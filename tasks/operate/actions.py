@@ -7,7 +7,7 @@ from collections.abc import Callable
 from django.db import transaction
 from django.utils import timezone
 
-from tasks.enqueue.publishing import message_for, publish_on_commit
+from tasks.enqueue.publishing import MESSAGE_FIELDS, message_from_values, publish_on_commit
 from tasks.jobs.errors import JobNotFoundError, JobStateError
 from tasks.models import Job, JobLog, JobState
 from tasks.upkeep import retention
@@ -35,8 +35,8 @@ def _requeue(job_ids: list[str], from_states: tuple[str, ...], note: str, reset_
         Job.objects.filter(pk__in=ids, state__in=from_states).update(**changes)
         JobLog.objects.bulk_create(JobLog(job_id=job_id, message=note) for job_id in ids)
         # Only what a message needs: failed rows carry every attempt's traceback.
-        publish_on_commit([message_for(job) for job in Job.objects.filter(pk__in=ids)
-                           .only("id", "queue", "name", "data", "priority")])
+        publish_on_commit([message_from_values(values) for values in
+                           Job.objects.filter(pk__in=ids).values_list(*MESSAGE_FIELDS)])
     return len(ids)
 
 
