@@ -6,6 +6,7 @@ Adds from several processes at once show the one deciding statement at work
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -16,12 +17,13 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from tasks.jobs import permissions
 from tasks.jobs.errors import InvalidWindowError
 from tasks.models import Job, JobWindow
 from tasks.queues import QueueName, add_bulk, add_job
 from tasks.upkeep.retention import delete_jobs, enforce_retention
 from tests import processes
-from tests.integration.helpers import wait_state
+from tests.integration.helpers import staff_user, wait_state
 from tests.testapp.models import Execution
 
 HOUR = timedelta(hours=1)
@@ -175,3 +177,24 @@ def test_concurrent_debounced_adds_from_several_processes_keep_one_pending_job(
     # The data of the add that returned last won (within the clock's resolution).
     last = max(adds, key=lambda add: add[1])
     assert job.data["key"] == last[2] or sorted(a[1] for a in adds)[-2] > last[1] - 0.005
+
+
+def test_the_http_api_takes_the_window_and_time_limit_options(db, client):
+    client.force_login(staff_user("api", permissions.ENQUEUE))
+    body = {"queue": "notifications", "name": "send-reminder", "data": {"message": "hi"},
+            "options": {"unique_for": 60_000, "delay": 60_000, "timeout": 5000,
+                        "soft_timeout": 2000}}
+
+    def post(body):
+        return client.post("/api/jobs", data=json.dumps(body), content_type="application/json")
+
+    first, again = post(body), post(body)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert first.json() == again.json()
+    job = Job.objects.get()
+    assert (job.timeout_ms, job.soft_timeout_ms) == (5000, 2000)
+    bad = post({**body, "options": {"debounce": -1}})
+    assert bad.status_code == 400
+    assert bad.json() == {"error": "debounce -1 is invalid: give milliseconds (or a timedelta) "
+                                   "above 0 and up to 31536000000 (a year)",
+                          "kind": "InvalidWindowError"}
