@@ -73,9 +73,17 @@ def open_or_find(spec: JobSpec, job_id: str, now: datetime) -> str:
     with bound_cursor() as cursor:
         cursor.execute(_upsert_sql(connection.vendor, window.kind), params)
         row = cursor.fetchone()
-    if row is not None:
-        return row[0]
-    return JobWindow.objects.filter(pk=digest).values_list("job_id", flat=True).get()
+        if row is None:  # an open unique window: its job (the upsert locked the row)
+            cursor.execute(_holder_sql(connection.vendor), (digest,))
+            row = cursor.fetchone()
+    return row[0]
+
+
+@cache
+def _holder_sql(vendor: str) -> str:
+    qn = connection.ops.quote_name
+    return (f"SELECT {qn('job_id')} FROM {qn(JobWindow._meta.db_table)} "
+            f"WHERE {qn('digest')} = %s")
 
 
 def replace_pending(holder: str, spec: JobSpec, now: datetime) -> bool:
