@@ -43,10 +43,13 @@ def as_timeout(exc: BaseException, task: Any) -> BaseException:
     """``SoftTimeLimitExceeded`` as the ``JobTimeoutError`` recorded for the attempt; else ``exc``."""
     if not isinstance(exc, SoftTimeLimitExceeded):
         return exc
-    limits = task.request.timelimit or (None, None)
-    soft_s = limits[1] or task.soft_time_limit
-    limit = describe_ms(soft_s * 1000) if soft_s else "its soft time limit"
-    error = JobTimeoutError(f"job exceeded its soft timeout of {limit}")
+    hard_s, soft_s = task.request.timelimit or (None, None)
+    soft_s = soft_s or task.soft_time_limit
+    limit = describe_ms(soft_s * 1000) if soft_s else "its time limit"
+    # ``timeout`` alone sends the same value twice (``tasks.jobs.timeouts``): no soft limit
+    # was asked for, and the hard one follows at once.
+    kind = "timeout" if soft_s and soft_s == hard_s else "soft timeout"
+    error = JobTimeoutError(f"job exceeded its {kind} of {limit}")
     error.__cause__ = exc
     return error
 
