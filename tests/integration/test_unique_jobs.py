@@ -163,7 +163,7 @@ def test_one_job_per_window_while_processes_keep_adding(transactional_db, broker
     assert {job_id for job_id, _, _ in adds} == set(Job.objects.values_list("pk", flat=True))
     gaps = [later - earlier for earlier, later in pairwise(created)]
     assert gaps and min(gaps) >= window, gaps  # never two jobs in one window
-    assert 3 <= len(created) <= 8
+    assert len(created) >= 3  # windows expired and the next add opened a new one
 
 
 def test_concurrent_debounced_adds_from_several_processes_keep_one_pending_job(
