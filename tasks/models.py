@@ -115,6 +115,14 @@ class Job(models.Model):
     keep = models.JSONField(
         null=True, blank=True,
         help_text="Its own remove_on_complete / remove_on_fail (else the queue's preset).")
+    # Per-job options (tasks/jobs/timeouts.py): carried by every publish of the job.
+    timeout_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Its own hard time limit (ms); else its task's.")
+    soft_timeout_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Its own soft time limit (ms); else its task's.")
+    lifo = models.BooleanField(
+        default=False, db_default=False,
+        help_text="Taken before the other waiting jobs of its priority (Redis).")
 
     objects = JobQuerySet.as_manager()
 
@@ -388,3 +396,33 @@ class Report(models.Model):
     period_end = models.DateTimeField()
     body = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class JobWindow(models.Model):
+    """A ``unique_for`` or ``debounce`` window (``tasks.jobs.windows``): the job it holds, until when.
+
+    Apart from the job rows, so retention deleting a job does not end its
+    window; expired windows are deleted by the promoter's retention pass.
+    """
+
+    class Kind(models.TextChoices):
+        UNIQUE = "unique"
+        DEBOUNCE = "debounce"
+
+    digest = models.CharField(primary_key=True, max_length=64,
+                              help_text="SHA-256 of kind, queue, job name and key (or data).")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    queue = models.CharField(max_length=32)
+    name = models.CharField(max_length=200)
+    key = models.CharField(max_length=255, blank=True, default="",
+                           help_text="The caller's unique_key; empty for the default key.")
+    job_id = models.CharField(max_length=255, help_text="The job an add within it returns.")
+    opened_at = models.DateTimeField(help_text="When the add that opened it ran.")
+    expires_at = models.DateTimeField(help_text="Adds after this open a new window.")
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], name="job_window_expiry"),
+                   models.Index(fields=["job_id"], name="job_window_job")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.queue}/{self.name} -> {self.job_id} until {self.expires_at}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import wraps
 from urllib.parse import urlsplit
 
@@ -16,23 +17,25 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from tasks.enqueue.api_requests import add_job_from_request
 from tasks.forms import SignupForm
 from tasks.jobs import permissions
-from tasks.jobs.errors import JobInputError, JobNotAllowedError
+from tasks.jobs.errors import JobInputError, JobNotAllowedError, JobNotFoundError, JobStateError
 from tasks.models import Job
-from tasks.operate import throttle
+from tasks.operate import actions, throttle
 from tasks.processors.email import send_welcome_email
 
 
-def api_permission(permission: str):
-    """A session holding ``permission``; JSON 401/403 instead of a login redirect."""
+def api_permission(permission: str, *alternatives: str):
+    """A session holding ``permission`` (or one of ``alternatives``); JSON 401/403 instead of
+    a login redirect."""
+    accepted = (permission, *alternatives)
 
     def decorator(view):
         @wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if not request.user.is_authenticated:
                 return JsonResponse({"error": "authentication required"}, status=401)
-            if not request.user.has_perm(permission):
-                return JsonResponse({"error": f"needs the {permission!r} permission"},
-                                    status=403)
+            if not any(request.user.has_perm(name) for name in accepted):
+                needed = " or ".join(repr(name) for name in accepted)
+                return JsonResponse({"error": f"needs the {needed} permission"}, status=403)
             return view(request, *args, **kwargs)
 
         return wrapper
@@ -114,3 +117,33 @@ def job_detail(request: HttpRequest, job_id: str) -> JsonResponse:
         "created_at": job.created_at, "started_at": job.started_at,
         "finished_at": job.finished_at, "run_at": job.run_at,
     })
+
+
+@require_POST
+@api_permission(permissions.ENQUEUE, permissions.OPERATE)
+def change_priority(request: HttpRequest, job_id: str) -> JsonResponse:
+    """``POST /api/jobs/<id>/priority`` ``{"priority": 1..5}`` → 200 ``{"id", "state", "priority"}``.
+
+    A waiting or delayed job only (``tasks.operate.actions.change_priority``):
+    400 for a bad body or priority, 404 for no such job, 409 for a job in
+    another state (or a waiting one whose message cannot be taken back).
+    """
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or set(body) != {"priority"}:
+        return JsonResponse({"error": 'body must be {"priority": 1..5}',
+                             "kind": "InvalidRequestError"}, status=400)
+    by = f"{request.user.get_username()} (API)"
+    try:
+        state = actions.change_priority(job_id, body["priority"], by)
+    except JobInputError as exc:
+        return JsonResponse({"error": str(exc), "kind": type(exc).__name__}, status=400)
+    except JobNotFoundError as exc:
+        return JsonResponse({"error": str(exc)}, status=404)
+    except JobStateError as exc:
+        return JsonResponse({"error": str(exc), "kind": type(exc).__name__}, status=409)
+    return JsonResponse({"id": job_id, "state": state,
+                         "priority": Job.objects.filter(pk=job_id)
+                         .values_list("priority", flat=True).first()})

@@ -26,7 +26,8 @@ def job_spec(queue: Any, name: Any, data: Any, options: Mapping[str, Any],
     data, data_json = encode_data(data)
     task.check_arguments(data)
     task.check_data(data)
-    return build_spec(queue_name, name, data, data_json=data_json, **options)
+    return build_spec(queue_name, name, data, data_json=data_json,
+                      task_time_limit_s=task.time_limit, **options)
 
 
 def add_job(
@@ -41,14 +42,28 @@ def add_job(
     job_id: str | None = None,
     remove_on_complete: Any = None,
     remove_on_fail: Any = None,
+    timeout: Any = None,
+    soft_timeout: Any = None,
+    lifo: bool | None = None,
+    unique_for: Any = None,
+    unique_key: str | None = None,
+    debounce: Any = None,
 ) -> str:
     """Enqueue job ``name`` on ``queue`` with ``data`` as its keyword arguments.
 
     ``delay`` is milliseconds or a ``timedelta``; ``backoff`` is
     ``{"type": "exponential"|"fixed"|"custom", "delay": ms}``;
     ``remove_on_complete``/``remove_on_fail`` are BullMQ's (``True``, ``False``, a
-    count, or ``{"age": ms, "count": n}``; default: the queue's preset). Returns
-    the job id (the existing one when ``job_id`` is already taken). Raises a
+    count, or ``{"age": ms, "count": n}``; default: the queue's preset).
+    ``timeout``/``soft_timeout`` (ms or timedelta): the job's own hard and soft
+    time limits (``tasks.jobs.timeouts``). ``lifo``: taken before the other
+    waiting jobs of its priority (Redis; refused where it cannot be honoured).
+    ``unique_for`` (ms or timedelta): an add with the same queue, name and data
+    (or ``unique_key``) within it returns the first job's id and adds nothing;
+    ``debounce``: the job waits that long, and an add with the same queue and
+    name (or ``unique_key``) before it starts replaces its data and moves its
+    start (``tasks.jobs.windows``). Returns the job id (the existing one when
+    ``job_id`` is already taken or a window holds one). Raises a
     ``JobInputError`` subclass, with nothing written, on bad input.
     """
     spec = job_spec(
@@ -57,7 +72,9 @@ def add_job(
         data,
         {"priority": priority, "delay": delay, "attempts": attempts,
          "backoff": backoff, "job_id": job_id, "remove_on_complete": remove_on_complete,
-         "remove_on_fail": remove_on_fail},
+         "remove_on_fail": remove_on_fail, "timeout": timeout, "soft_timeout": soft_timeout,
+         "lifo": lifo, "unique_for": unique_for, "unique_key": unique_key,
+         "debounce": debounce},
     )
     return enqueue(spec)
 

@@ -26,7 +26,8 @@ from tasks.jobs.spec import check_depth
 
 #: The ``options`` a request may give (``add_job``'s keyword arguments).
 API_OPTIONS = ("priority", "delay", "attempts", "backoff", "job_id", "remove_on_complete",
-               "remove_on_fail")
+               "remove_on_fail", "timeout", "soft_timeout", "lifo", "unique_for", "unique_key",
+               "debounce")
 
 
 def api_allowed() -> list[str]:

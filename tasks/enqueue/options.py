@@ -2,7 +2,10 @@
 
 A Django team brings its Celery habits; none of them may be accepted and then
 ignored. Honoured: the job options (``priority``, ``delay``, ``attempts``,
-``backoff``), Celery's ``countdown``/``eta`` (a delayed row), ``expires`` (the
+``backoff``, ``timeout``, ``soft_timeout``, ``lifo``, ``unique_for``,
+``unique_key``, ``debounce``), Celery's ``time_limit``/``soft_time_limit``
+(seconds, as Celery defines them: the job's own limits, kept on its row),
+Celery's ``countdown``/``eta`` (a delayed row), ``expires`` (the
 job is cancelled instead of run after it), the canvas (``link``,
 ``link_error``, ``chain``, ``chord``, ``group_id``/``group_index``,
 ``parent_id``/``root_id``: kept on the row, applied on completion or failure,
@@ -28,7 +31,10 @@ from tasks.jobs.limits import MAX_DELAY_S
 from tasks.jobs.spec import Extras
 
 #: Options taken over as they are by ``build_spec``.
-JOB_OPTIONS = ("priority", "delay", "attempts", "backoff")
+JOB_OPTIONS = ("priority", "delay", "attempts", "backoff", "timeout", "soft_timeout", "lifo",
+               "unique_for", "unique_key", "debounce")
+#: Celery's time limits (seconds) and the job option each one is.
+CELERY_LIMITS = {"time_limit": "timeout", "soft_time_limit": "soft_timeout"}
 #: Celery options with nothing left to do once a job is on record (see the module docstring).
 UNDERSTOOD = frozenset({"reply_to", "add_to_parent", "ignore_result", "producer"})
 #: Headers Celery itself adds (beat): kept out of the job, which needs none.
@@ -43,7 +49,7 @@ def job_options(task: Any, options: Mapping[str, Any], link: Any = None,
     if shadow is not None:
         raise UnsupportedOptionError("shadow", "a job is named by its queue and job name")
     for key in options:
-        if key in JOB_OPTIONS or key in UNDERSTOOD or key in CANVAS \
+        if key in JOB_OPTIONS or key in UNDERSTOOD or key in CANVAS or key in CELERY_LIMITS \
                 or key in ("countdown", "eta", "expires"):
             continue
         if key in ("queue", "routing_key", "exchange"):
@@ -52,7 +58,13 @@ def job_options(task: Any, options: Mapping[str, Any], link: Any = None,
             _celery_headers(options[key])
         else:
             raise UnsupportedOptionError(key, _WHY.get(key, "the service cannot honour it"))
-    spec = {key: options.get(key) for key in ("priority", "attempts", "backoff")}
+    spec = {key: options.get(key) for key in JOB_OPTIONS if key != "delay"}
+    for celery_key, ours in CELERY_LIMITS.items():
+        if options.get(celery_key) is not None:
+            if options.get(ours) is not None:
+                raise UnsupportedOptionError(celery_key, f"give {ours} (ms) or {celery_key} "
+                                                         "(seconds), not both")
+            spec[ours] = _seconds(options[celery_key], celery_key)
     extras = _extras(options, link, link_error)
     if extras is not None:
         spec["extras"] = extras
@@ -65,14 +77,20 @@ _WHY = {
     "retry_policy": "publishing is the job record's outbox: a failed publish is relayed",
     "serializer": "job messages are JSON, always",
     "compression": "job messages are not compressed",
-    "time_limit": "time limits are the queue preset's (tasks/jobs/config.py)",
-    "soft_time_limit": "time limits are the queue preset's (tasks/jobs/config.py)",
     "stamped_headers": "stamping is not supported",
     "stamps": "stamping is not supported",
     "argsrepr": "a job's message is built by the service",
     "kwargsrepr": "a job's message is built by the service",
     "immutable": "pass an immutable signature (.si()) instead",
 }
+
+
+def _seconds(value: Any, key: str) -> timedelta:
+    """Celery's seconds as a timedelta (bounds: ``tasks.jobs.timeouts``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 < value <= MAX_DELAY_S:
+        raise UnsupportedOptionError(key, f"{value!r}: give seconds, as Celery defines it")
+    return timedelta(seconds=value)
 
 
 def _own_queue(task: Any, key: str, value: Any) -> None:

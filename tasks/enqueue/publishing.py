@@ -40,6 +40,7 @@ from tasks.fastpath import FastPathFailed
 from tasks.fastpath.sender import FastSender
 from tasks.jobs.brokers import BrokerKind, broker_kind
 from tasks.jobs.routing import task_name
+from tasks.jobs.timeouts import header_limits
 from tasks.models import Job, JobState
 
 logger = logging.getLogger("tasks.enqueue.publishing")
@@ -47,7 +48,11 @@ logger = logging.getLogger("tasks.enqueue.publishing")
 
 @dataclass(frozen=True)
 class Message:
-    """What a broker message carries: the job id, its task, kwargs and priority."""
+    """What a broker message carries: the job id, its task, kwargs and priority.
+
+    ``limits``: Celery's ``timelimit`` header ``(hard s, soft s)`` of a job with
+    its own time limits (``tasks.jobs.timeouts``); ``lifo``: pushed to the front.
+    """
 
     job_id: str
     task_name: str
@@ -55,10 +60,25 @@ class Message:
     data: dict
     priority: int
     data_json: str | None = None  # ``data`` as JSON, when the enqueue already encoded it
+    limits: tuple[float | None, float | None] | None = None
+    lifo: bool = False
 
 
 def message_for(job: Job) -> Message:
-    return Message(job.id, task_name(job.queue, job.name), job.queue, job.data, job.priority)
+    return Message(job.id, task_name(job.queue, job.name), job.queue, job.data, job.priority,
+                   limits=header_limits(job.timeout_ms, job.soft_timeout_ms), lifo=job.lifo)
+
+
+#: The job columns a message is made of, in the order ``message_from_values`` reads them
+#: (for ``values_list``: re-publishing reads these, not whole rows).
+MESSAGE_FIELDS = ("id", "queue", "name", "data", "priority", "timeout_ms", "soft_timeout_ms",
+                  "lifo")
+
+
+def message_from_values(values: Sequence) -> Message:
+    job_id, queue, name, data, priority, timeout_ms, soft_timeout_ms, lifo = values
+    return Message(job_id, task_name(queue, name), queue, data, priority,
+                   limits=header_limits(timeout_ms, soft_timeout_ms), lifo=bool(lifo))
 
 
 #: Messages per pipelined round trip; sent rows are marked published after
@@ -118,7 +138,8 @@ def _send(sender: FastSender | StockSender, chunk: Sequence[Message]) -> None:
     with sender.chunk():
         for message in chunk:
             sender.send(message.job_id, message.task_name, message.queue, message.data,
-                        message.priority, message.data_json)
+                        message.priority, message.data_json, limits=message.limits,
+                        lifo=message.lifo)
 
 
 def mark_published(job_ids: Iterable[str]) -> None:

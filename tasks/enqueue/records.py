@@ -18,12 +18,14 @@ from functools import lru_cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from tasks.enqueue import ratelimits
+from tasks.enqueue import lifo, ratelimits, windows
 from tasks.enqueue.cursors import bound_cursor
 from tasks.enqueue.publishing import Message, publish_on_commit, stamps_at_insert
 from tasks.jobs.ids import new_job_id
 from tasks.jobs.routing import task_name
 from tasks.jobs.spec import JobSpec
+from tasks.jobs.timeouts import header_limits
+from tasks.jobs.windows import UNIQUE
 from tasks.models import Job, JobState
 
 logger = logging.getLogger("tasks.jobs")
@@ -32,7 +34,8 @@ logger = logging.getLogger("tasks.jobs")
 _SET = ("id", "queue", "name", "data", "priority", "state", "max_attempts", "backoff",
         "delay_ms", "run_at", "created_at", "enqueued_at", "published_at")
 #: Set too for a job of a Celery canvas (rare: plain jobs keep the shorter INSERT).
-_EXTRA = ("parent_id", "group_id", "group_index", "canvas", "expires_at", "keep")
+_EXTRA = ("parent_id", "group_id", "group_index", "canvas", "expires_at", "keep",
+          "timeout_ms", "soft_timeout_ms", "lifo")
 _JSON_COLUMNS = ("data", "backoff", "canvas", "keep")
 
 
@@ -91,7 +94,8 @@ class _Rows:
         )
 
     def with_extras(self, spec: JobSpec, row: tuple) -> tuple[str, tuple]:
-        """The INSERT and row of a job with ``spec.extras`` (canvas place, own retention)."""
+        """The INSERT and row of a job with ``spec.extras`` (canvas place, own retention,
+        own time limits, LIFO)."""
         extras = spec.extras
         sql, defaults = _insert_sql(connection.vendor, extras=True)
         expires = extras.expires_at
@@ -103,7 +107,7 @@ class _Rows:
         return sql, (*row[:len(_SET)], extras.parent_id, extras.group_id,
                      extras.group_index, extras.canvas_json,
                      self.adapt(expires) if expires is not None else None, extras.keep_json,
-                     *defaults)
+                     extras.timeout_ms, extras.soft_timeout_ms, extras.lifo, *defaults)
 
 
 def _insert_many(sql: str, rows: list[tuple], fresh_ids: bool = False) -> None:
@@ -176,8 +180,14 @@ def _base(field) -> str:
 
 
 def _message(spec: JobSpec, job_id: str) -> Message:
+    extras = spec.extras
+    if extras is None:
+        return Message(job_id, task_name(spec.queue, spec.name), spec.queue.value, spec.data,
+                       spec.priority, spec.data_json)
     return Message(job_id, task_name(spec.queue, spec.name), spec.queue.value, spec.data,
-                   spec.priority, spec.data_json)
+                   spec.priority, spec.data_json,
+                   limits=header_limits(extras.timeout_ms, extras.soft_timeout_ms),
+                   lifo=extras.lifo)
 
 
 #: A job under a rate limit is written delayed by this much (due at once): the promoter
@@ -196,12 +206,34 @@ def enqueue(spec: JobSpec) -> str:
     """Record one job in the caller's transaction; publish it after commit.
 
     A caller-chosen ``job_id`` that already exists adds nothing and returns
-    that id (deduplication). Delayed jobs are not published here: the
+    that id (deduplication); so does an open ``unique_for`` window, and a
+    ``debounce`` window replaces its pending job's data instead
+    (``tasks.enqueue.windows``). Delayed jobs are not published here: the
     promoter sends them when they fall due.
     """
+    lifo.check([spec])
+    if spec.window is not None:
+        with transaction.atomic():  # the window and its job: both or neither
+            return _enqueue_in_window(spec)
+    return _insert(spec, spec.job_id or new_job_id())
+
+
+def _enqueue_in_window(spec: JobSpec) -> str:
+    now = timezone.now()
     job_id = spec.job_id or new_job_id()
+    holder = windows.open_or_find(spec, job_id, now)
+    if holder == job_id:
+        return _insert(spec, job_id, now)
+    if spec.window.kind == UNIQUE or windows.replace_pending(holder, spec, now):
+        logger.debug("job %s: held by a %s window, nothing added", holder, spec.window.kind)
+        return holder
+    windows.hand_over(spec, job_id, now)  # its pending job already started
+    return _insert(spec, job_id, now)
+
+
+def _insert(spec: JobSpec, job_id: str, now: datetime | None = None) -> str:
     spec = _gated(spec)
-    rows = _Rows(timezone.now(), stamps_at_insert())
+    rows = _Rows(now or timezone.now(), stamps_at_insert())
     sql, row = rows.sql, rows.row(spec, job_id)
     if spec.extras is not None:
         sql, row = rows.with_extras(spec, row)
@@ -226,6 +258,12 @@ def enqueue_many(specs: Sequence[JobSpec]) -> list[str]:
     workers' claims and completions wait for it meanwhile (as do the
     CRITICAL jobs of this very call, if the workers are busy).
     """
+    lifo.check(specs)
+    if any(spec.window is not None for spec in specs):
+        with transaction.atomic():  # windows decided one by one, in the same transaction
+            plain = [spec for spec in specs if spec.window is None]
+            added = iter(enqueue_many(plain) if plain else [])
+            return [enqueue(spec) if spec.window is not None else next(added) for spec in specs]
     ids = [spec.job_id or new_job_id() for spec in specs]
     specs = [_gated(spec) for spec in specs]
     builder = _Rows(timezone.now(), stamps_at_insert())

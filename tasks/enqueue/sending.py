@@ -9,6 +9,7 @@ trip on Redis, publisher confirms on RabbitMQ).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +20,8 @@ from kombu import Producer
 
 from tasks.jobs.brokers import broker_kind
 from tasks.jobs.routing import native_priority
+
+logger = logging.getLogger("tasks.enqueue.publishing")
 
 #: The parts of a publish retry policy that ``Connection.ensure_connection`` takes.
 _CONNECT_POLICY = ("max_retries", "interval_start", "interval_step", "interval_max")
@@ -67,10 +70,21 @@ class StockSender:
             yield
 
     def send(self, job_id: str, task_name: str, queue: str, data: dict, priority: int,
-             data_json: str | None = None) -> None:
+             data_json: str | None = None, *, limits: tuple | None = None,
+             lifo: bool = False) -> None:
+        """``limits``: the job's own ``(hard, soft)`` seconds (Celery's ``timelimit`` header)."""
         options: dict[str, Any] = {"retry": False} if self.batching else {}
+        if limits is not None:
+            options["time_limit"], options["soft_time_limit"] = limits
+        if lifo:
+            published_fifo(job_id, "the stock publish path (kombu) adds every message at the back")
         Task.apply_async(
             self.app.tasks[task_name], args=(), kwargs=data, task_id=job_id, queue=queue,
             routing_key=queue, priority=native_priority(priority, self.highest_first),
             producer=self.producer, **options,
         )  # fmt: skip
+
+
+def published_fifo(job_id: str, why: str) -> None:
+    """A LIFO job accepted at its add (``tasks.enqueue.lifo``) that a later publish cannot honour."""
+    logger.warning("job %s asked for LIFO but goes to the back of its priority: %s", job_id, why)

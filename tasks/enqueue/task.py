@@ -81,14 +81,17 @@ class RecordingTask(DjangoTask):
         """Record the job and publish it after commit; return an ``AsyncResult`` of its id.
 
         Job options: ``priority`` (1..5), ``delay`` (ms or timedelta; also Celery's
-        ``countdown`` in seconds, ``eta``), ``attempts``, ``backoff``; ``task_id``
+        ``countdown`` in seconds, ``eta``), ``attempts``, ``backoff``, ``timeout``
+        and ``soft_timeout`` (ms or timedelta; also Celery's ``time_limit`` and
+        ``soft_time_limit`` in seconds), ``lifo``, ``unique_for``/``debounce``
+        with ``unique_key`` (as ``add_job``); ``task_id``
         is the job id (an existing one adds nothing). Celery's canvas options and
         ``expires`` are kept on the row (``tasks.enqueue.options``); an option
         the service cannot honour raises ``UnsupportedOptionError`` naming it.
         """
         data = self.bind_data(args, kwargs)
         spec = build_spec(self.queue_name, self.job_name, data, delay=_delay_from(options),
-                          job_id=task_id,
+                          job_id=task_id, task_time_limit_s=self.time_limit,
                           **job_options(self, options, link, link_error, shadow))
         return self.AsyncResult(enqueue(spec))
 

@@ -11,7 +11,9 @@ Entry points:
   or the first publish elsewhere);
 - ``install_consumer(consumer)``: at each worker consumer start;
 - ``sender(app, producer, batched)``: the fast publisher, or None for the stock one;
-- ``status(app)``: each fast path's state in this process.
+- ``status(app)``: each fast path's state in this process;
+- ``lifo_problem(app)``: why this process cannot put a LIFO job in front, or None;
+- ``take_back(app, queue, job_id)``: remove a waiting job's queued messages (Redis).
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ logger = logging.getLogger("tasks.fastpath")
 FAST_PATHS = (redis_clients.PATH, templates.PATH, redis_push.PATH, events.PATH, unacked.PATH)
 NAMES = [path.name for path in FAST_PATHS]
 
-__all__ = ["FAST_PATHS", "FastPathFailed", "install_consumer", "install_process", "sender",
-           "status"]
+__all__ = ["FAST_PATHS", "FastPathFailed", "TakeBackRefused", "install_consumer",
+           "install_process", "lifo_problem", "sender", "status", "take_back"]
 
 
 def fastpaths(app: Celery) -> Fastpaths:
@@ -87,6 +89,59 @@ def status(app: Celery) -> dict[str, str]:
     """Each fast path's state here: ``on``, ``off (why)``, ``fallback: why`` or ``not installed``."""
     paths = fastpaths(app)
     return {name: paths.state.get(name, "not installed in this process") for name in NAMES}
+
+
+def lifo_problem(app: Celery) -> str | None:
+    """None when this process pushes job messages to Redis itself, so ``RPUSH`` can put one
+    where kombu's consumer pops next (``BRPOP``); else why it cannot (then the stock
+    path would add it at the back, as every other message)."""
+    kind = broker_kind(app.conf.broker_url)
+    if kind is not BrokerKind.REDIS:
+        return (f"the broker is {kind.value}, not Redis: RabbitMQ delivers by priority, then in "
+                "arrival order, and a message cannot be put in front")
+    paths = install_process(app)
+    for path in (templates.PATH, redis_push.PATH):
+        if not paths.on(path.name):
+            return (f"fast path {path.name} is {paths.state.get(path.name, 'not installed')} in "
+                    "this process, and Celery's own publish adds every message at the back")
+    if _publish_hooked():
+        return ("a before/after_task_publish signal receiver is connected, so Celery's own "
+                "publish runs, which adds every message at the back")
+    return None
+
+
+class TakeBackRefused(Exception):
+    """A queued message cannot be taken back here; the text says why."""
+
+
+#: Most messages ``take_back`` reads from a queue's lists (as the reconciler's scan).
+TAKE_BACK_LIMIT = 50_000
+
+
+def take_back(app: Celery, queue: str, job_id: str) -> int:
+    """Remove the messages of a waiting job queued on ``queue``; how many were there.
+
+    Only on Redis with the redis-push fast path on (it knows kombu's list names
+    and payload layout, checked at install); ``TakeBackRefused`` elsewhere:
+    RabbitMQ cannot take a queued message back.
+    """
+    kind = broker_kind(app.conf.broker_url)
+    if kind is not BrokerKind.REDIS:
+        raise TakeBackRefused(f"the broker is {kind.value}, which cannot take a queued "
+                              "message back")
+    paths = install_process(app)
+    if not paths.on(redis_push.PATH.name):
+        raise TakeBackRefused(f"fast path {redis_push.PATH.name} is "
+                              f"{paths.state.get(redis_push.PATH.name, 'not installed')} in this "
+                              "process")
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        with channel.conn_or_acquire() as client:
+            removed = redis_push.take_back(client, channel, queue, job_id, TAKE_BACK_LIMIT)
+    if removed is None:
+        raise TakeBackRefused(f"queue {queue} holds over {TAKE_BACK_LIMIT:,} messages, too "
+                              "many to search")
+    return removed
 
 
 def _publish_hooked() -> bool:

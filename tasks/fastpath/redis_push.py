@@ -26,6 +26,7 @@ from kombu.utils.json import dumps as kombu_dumps
 
 from tasks.fastpath.registry import FastPath, has_attributes
 from tasks.fastpath.templates import Template, kwargs_repr
+from tasks.jobs.config import PRIORITY_LEVELS
 
 #: ``Producer.publish`` arguments that are not message properties.
 _PUBLISH_ARGS = frozenset({
@@ -68,6 +69,32 @@ def list_key(channel: Any, queue: str, priority: int) -> str:
     """The Redis list of ``queue`` for a native priority (kombu's own clamping and naming)."""
     level = channel._get_message_priority({"properties": {"priority": priority}}, reverse=False)
     return channel._q_for_pri(queue, level)
+
+
+def take_back(client: Any, channel: Any, queue: str, job_id: str, limit: int) -> int | None:
+    """Remove the messages of ``job_id`` queued on ``queue``'s lists; how many, or None.
+
+    None (and nothing removed) when the lists hold more than ``limit`` messages:
+    too many to read. A message a consumer already popped is not on a list
+    any more and stays with it. Reads every list (``LRANGE``) and removes the
+    exact payloads whose ``headers.id`` is the job's (``LREM``).
+    """
+    keys = list(dict.fromkeys(list_key(channel, queue, level) for level in range(PRIORITY_LEVELS)))
+    if sum(client.llen(key) for key in keys) > limit:
+        return None
+    needle = _quote(job_id).encode()
+    removed = 0
+    for key in keys:
+        for raw in client.lrange(key, 0, -1):
+            if needle not in raw:
+                continue
+            try:
+                if json.loads(raw)["headers"]["id"] != job_id:
+                    continue
+            except (ValueError, KeyError, TypeError):
+                continue
+            removed += client.lrem(key, 0, raw)
+    return removed
 
 
 @dataclass(frozen=True)

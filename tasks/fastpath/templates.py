@@ -5,6 +5,9 @@ headers and ``saferepr``s the arguments on every call: about three times the
 cost of the publish it ends in. Here that very path (``Task.apply_async``
 into a recording producer) runs once per task, queue, thread and process;
 each job's message then swaps in its id, kwargs, kwargs repr and priority.
+A job with its own time limits (Celery's ``timelimit`` header) has a template
+of its own per distinct ``(hard, soft)`` pair, at most ``LIMIT_VARIANTS`` per
+task; past that its messages go by Celery's own path (``sender``).
 The assumption (which header fields carry the id, how ``kwargsrepr`` is
 made) is private to Celery, so ``verify`` compares a filled-in message with
 the one Celery builds for the same job, and a difference turns this off.
@@ -106,17 +109,22 @@ class Recorder:
 
 
 def celerys_message(app: Celery, connection: Any, task: Task, job_id: str, data: dict,
-                    queue: str, priority: int) -> tuple[Any, dict]:
-    """(body, publish options) exactly as Celery's own ``apply_async`` makes them."""
+                    queue: str, priority: int, limits: tuple | None = None) -> tuple[Any, dict]:
+    """(body, publish options) exactly as Celery's own ``apply_async`` makes them.
+
+    ``limits``: the job's own ``(hard, soft)`` time limits in seconds, or None.
+    """
     recorder = Recorder(connection)
+    extra = {} if limits is None else {"time_limit": limits[0], "soft_time_limit": limits[1]}
     Task.apply_async(task, args=(), kwargs=data, task_id=job_id, queue=queue, routing_key=queue,
-                     priority=priority, producer=recorder)
+                     priority=priority, producer=recorder, **extra)
     assert recorder.published is not None, "Celery published nothing to the recorder"
     return recorder.published
 
 
-def record(app: Celery, connection: Any, task: Task, queue: str, batching: bool) -> Template:
-    body, options = celerys_message(app, connection, task, TEMPLATE_ID, {}, queue, 0)
+def record(app: Celery, connection: Any, task: Task, queue: str, batching: bool,
+           limits: tuple | None = None) -> Template:
+    body, options = celerys_message(app, connection, task, TEMPLATE_ID, {}, queue, 0, limits)
     declare = tuple(options.pop("declare", None) or ())
     if batching:
         # Inside a batch ``publish`` only buffers: nothing to retry. The
@@ -125,10 +133,16 @@ def record(app: Celery, connection: Any, task: Task, queue: str, batching: bool)
     return Template(tuple(body[2:]), options, declare, app.conf.task_repr_maxlevels)
 
 
-def template_key(app: Celery, broker: tuple, task: Task, batching: bool) -> tuple:
+def template_key(app: Celery, broker: tuple, task: Task, batching: bool,
+                 limits: tuple | None = None) -> tuple:
     """Templates are shared per app, broker, task, process and thread (Celery's
-    ``origin`` is per process, ``reply_to`` per thread)."""
-    return (id(app), broker, task.name, os.getpid(), threading.get_ident(), batching)
+    ``origin`` is per process, ``reply_to`` per thread) and time limits."""
+    return (id(app), broker, task.name, os.getpid(), threading.get_ident(), batching, limits)
+
+
+#: Most distinct ``(hard, soft)`` time limits with a template of their own, per task and
+#: process: a caller deriving limits from its data would otherwise grow the cache without end.
+LIMIT_VARIANTS = 32
 
 
 #: Samples ``verify`` fills in: one that takes the plain ``repr`` and two that
@@ -140,12 +154,14 @@ SAMPLES = (
 )
 
 
-def verify(app: Celery, connection: Any, task: Task, queue: str, template: Template) -> str | None:
+def verify(app: Celery, connection: Any, task: Task, queue: str, template: Template,
+           limits: tuple | None = None) -> str | None:
     """None when the template filled in equals Celery's own message for sample jobs; else why not."""
     for data in SAMPLES:
         job_id = str(uuid.uuid4())
         for priority in (0, 4):
-            body, options = celerys_message(app, connection, task, job_id, data, queue, priority)
+            body, options = celerys_message(app, connection, task, job_id, data, queue, priority,
+                                            limits)
             options.pop("declare", None)
             ours = template.fill(job_id, data, queue, priority)
             theirs = {key: value for key, value in options.items() if key != "retry"}

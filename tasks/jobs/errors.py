@@ -125,6 +125,21 @@ class ChildFailedError(Exception):
     """A flow's parent did not run: one of its children failed (its ``on_failure`` is ``fail``)."""
 
 
+class InvalidOptionError(JobInputError):
+    """A job option with a value it cannot take (``lifo="yes"``), naming both."""
+
+    def __init__(self, option: str, value: Any, reason: str) -> None:
+        super().__init__(f"{option} {_r(value)} is invalid: {reason}")
+
+
+class InvalidTimeoutError(InvalidOptionError):
+    """A ``timeout``/``soft_timeout`` out of bounds, or a soft one not below the hard one."""
+
+
+class InvalidWindowError(InvalidOptionError):
+    """A ``unique_for``/``debounce`` window or ``unique_key`` that cannot be honoured."""
+
+
 class UnsupportedOptionError(JobInputError):
     """A Celery option the service cannot honour: refused by name, never dropped."""
 
@@ -210,6 +225,16 @@ class DirectCallRefused(PermanentJobError, RuntimeError):
             f"job task {task!r} was called directly inside a worker; enqueue it "
             "(add_job, .delay()) so it runs from its record"
         )
+
+
+class JobTimeoutError(TimeoutError):
+    """A job ran past its time limit: recorded as the attempt's error, retried by its backoff.
+
+    The soft limit raises it inside the processor (from Celery's
+    ``SoftTimeLimitExceeded``); at the hard limit the pool process is stopped
+    and the worker records it. One argument, the message, so the result
+    backend can rebuild it from a stored error.
+    """
 
 
 class JobCancelled(Exception):

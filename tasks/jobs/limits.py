@@ -37,3 +37,10 @@ MAX_JOB_ID_CHARS = 255
 #: Oldest age ``clean`` accepts: ten years. ``now - age`` overflows ``datetime``
 #: for ages beyond year 1, and no job is kept this long.
 MAX_CLEAN_AGE = timedelta(days=3650)
+
+#: Shortest per-job ``timeout``/``soft_timeout``: a second. The job's own start
+#: (its claim, a connection check) counts against it, and a smaller number is
+#: more likely seconds than a plan. The longest is below the broker's visibility
+#: timeout (``tasks.jobs.timeouts``): Redis hands a job still running then to a
+#: second worker (check tasks.E001 holds the queue presets to the same bound).
+MIN_TIMEOUT_MS = 1000

@@ -18,6 +18,7 @@ from tasks.jobs.errors import (
     InvalidDelayError,
     InvalidJobIdError,
     InvalidKeepError,
+    InvalidOptionError,
     InvalidPriorityError,
     PayloadNotJSONError,
     PayloadTooDeepError,
@@ -30,15 +31,20 @@ from tasks.jobs.limits import (
     MAX_DELAY_S,
     MAX_JOB_ID_CHARS,
 )
+from tasks.jobs.timeouts import parse_limits
+from tasks.jobs.windows import DEBOUNCE, Window, parse_window
 
 
 @dataclass(frozen=True)
 class Extras:
-    """What a plain job leaves at its defaults: its place in a Celery canvas, its own retention.
+    """What a plain job leaves at its defaults: its place in a Celery canvas, its own
+    retention, its own time limits and LIFO.
 
     ``canvas_json``: the signatures to apply after it (the rest of its chain,
     ``link``, ``link_error``) as JSON; ``expires_at``: Celery's ``expires``;
-    ``keep_json``: its ``remove_on_complete``/``remove_on_fail`` (``parse_keep``).
+    ``keep_json``: its ``remove_on_complete``/``remove_on_fail`` (``parse_keep``);
+    ``timeout_ms``/``soft_timeout_ms``: ``tasks.jobs.timeouts``; ``lifo``: taken
+    before the other waiting jobs of its priority.
     """
 
     parent_id: str = ""
@@ -49,6 +55,9 @@ class Extras:
     keep_json: str | None = None
     #: A flow's parent: written ``waiting-children``, published when its children complete.
     waits_for_children: bool = False
+    timeout_ms: int | None = None
+    soft_timeout_ms: int | None = None
+    lifo: bool = False
 
 
 def parse_keep(value: Any, option: str) -> dict | None:
@@ -108,6 +117,8 @@ class JobSpec:
     data_json: str | None = None
     #: Its place in a Celery canvas (``tasks.enqueue.options``); None for a plain job.
     extras: Extras | None = None
+    #: Its ``unique_for``/``debounce`` window (``tasks.jobs.windows``); None for most jobs.
+    window: Window | None = None
 
 
 def parse_delay(delay: Any) -> float:
@@ -250,10 +261,18 @@ def build_spec(
     extras: Extras | None = None,
     remove_on_complete: Any = None,
     remove_on_fail: Any = None,
+    timeout: Any = None,
+    soft_timeout: Any = None,
+    lifo: Any = None,
+    unique_for: Any = None,
+    unique_key: Any = None,
+    debounce: Any = None,
+    task_time_limit_s: float | None = None,
 ) -> JobSpec:
     """Validate every option against the queue's preset (queue and name already checked).
 
-    ``data_json`` is ``encode_data``'s JSON when the caller already checked ``data``.
+    ``data_json`` is ``encode_data``'s JSON when the caller already checked ``data``;
+    ``task_time_limit_s`` the job's hard limit without a ``timeout`` of its own.
     """
     preset = QUEUE_PRESETS[queue]
     if data_json is None:
@@ -263,6 +282,15 @@ def build_spec(
         ("failed", parse_keep(remove_on_fail, "remove_on_fail"))) if rule is not None}
     if keep:
         extras = dataclasses.replace(extras or Extras(), keep_json=json.dumps(keep))
+    hard_ms, soft_ms = parse_limits(timeout, soft_timeout, task_time_limit_s)
+    if lifo not in (None, True, False):
+        raise InvalidOptionError("lifo", lifo, "give True or False")
+    if hard_ms is not None or soft_ms is not None or lifo:
+        extras = dataclasses.replace(extras or Extras(), timeout_ms=hard_ms,
+                                     soft_timeout_ms=soft_ms, lifo=bool(lifo))
+    window = parse_window(unique_for, debounce, unique_key, delay=delay, job_id=job_id)
+    if window is not None and window.kind == DEBOUNCE:
+        delay = timedelta(seconds=window.seconds)  # a pending job: a delayed row
     return JobSpec(
         queue=queue,
         name=name,
@@ -274,4 +302,5 @@ def build_spec(
         job_id=parse_job_id(job_id),
         data_json=data_json,
         extras=extras,
+        window=window,
     )

@@ -1,14 +1,23 @@
-"""Operator actions on jobs: retry, promote, cancel, remove. Each is a guarded update."""
+"""Operator actions on jobs: retry, promote, cancel, remove, change priority. Each is a guarded update."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
-from tasks.enqueue.publishing import message_for, publish_on_commit
+from tasks import fastpath
+from tasks.enqueue.publishing import (
+    MESSAGE_FIELDS,
+    message_for,
+    message_from_values,
+    publish_on_commit,
+)
 from tasks.jobs.errors import JobNotFoundError, JobStateError
+from tasks.jobs.spec import parse_priority
 from tasks.models import Job, JobLog, JobState
 from tasks.upkeep import retention
 from tasks.worker.lifecycle import append_log
@@ -35,8 +44,8 @@ def _requeue(job_ids: list[str], from_states: tuple[str, ...], note: str, reset_
         Job.objects.filter(pk__in=ids, state__in=from_states).update(**changes)
         JobLog.objects.bulk_create(JobLog(job_id=job_id, message=note) for job_id in ids)
         # Only what a message needs: failed rows carry every attempt's traceback.
-        publish_on_commit([message_for(job) for job in Job.objects.filter(pk__in=ids)
-                           .only("id", "queue", "name", "data", "priority")])
+        publish_on_commit([message_from_values(values) for values in
+                           Job.objects.filter(pk__in=ids).values_list(*MESSAGE_FIELDS)])
     return len(ids)
 
 
@@ -130,3 +139,47 @@ def remove_job(job_id: str, by: str = "system") -> bool:
     """Delete a job record and its log lines (an active job cannot be removed; cancel it first)."""
     return bool(retention.delete_jobs([job_id], REMOVABLE))
 
+
+def change_priority(job_id: str, priority: Any, by: str = "system") -> str:
+    """Give a waiting or delayed job another priority (1 runs first); returns its state.
+
+    A delayed job is published at the new priority when it falls due. A
+    waiting job's message is published again at the new priority: raised, the
+    new message overtakes the jobs in between and the old one becomes a
+    duplicate that finds the job no longer waiting (the claim is a
+    compare-and-set) and does nothing. Lowered, the old message would still
+    run it early, so it is taken back from the broker first (Redis, with the
+    redis-push fast path; ``JobStateError`` saying why elsewhere: lower it
+    while delayed, or cancel and add it again). A message a worker already
+    took runs the job. ``InvalidPriorityError`` outside 1..5.
+    """
+    new = parse_priority(priority)
+    with transaction.atomic():
+        job = (Job.objects.select_for_update().filter(pk=job_id)
+               .only("state", *MESSAGE_FIELDS).first())
+        if job is None:
+            raise JobNotFoundError(job_id)
+        if job.state not in (JobState.WAITING, JobState.DELAYED):
+            raise JobStateError(job_id, job.state, "change the priority of")
+        old = job.priority
+        if new == old:
+            return job.state
+        waiting = job.state == JobState.WAITING
+        if waiting and new > old:
+            try:
+                fastpath.take_back(current_app, job.queue, job.pk)
+            except fastpath.TakeBackRefused as refused:
+                raise JobStateError(
+                    job_id, f"waiting and its queued message cannot be taken back ({refused}); "
+                            "lower its priority while it is delayed, or cancel it and add it "
+                            "again", "lower the priority of") from None
+        changes: dict[str, Any] = {"priority": new}
+        if waiting:  # sent again after commit, stamped then (as any publish)
+            changes["published_at"] = None
+        if not Job.objects.filter(pk=job_id, state=job.state).update(**changes):
+            raise JobStateError(job_id, "no longer " + job.state, "change the priority of")
+        append_log(job_id, f"priority changed from {old} to {new} by {by}")
+        if waiting:
+            job.priority = new
+            publish_on_commit([message_for(job)])
+    return job.state

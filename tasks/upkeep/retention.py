@@ -16,6 +16,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from tasks.enqueue.cursors import raw_cursor
+from tasks.enqueue.windows import delete_expired as delete_expired_windows
 from tasks.jobs.config import QUEUE_PRESETS, QueueName
 from tasks.jobs.errors import InvalidCleanAgeError, InvalidCleanStateError
 from tasks.jobs.limits import MAX_CLEAN_AGE
@@ -189,6 +190,7 @@ def enforce_retention(now: datetime | None = None) -> dict[str, int]:
     for queue, n in _own_rules(now).items():
         report[queue] = report.get(queue, 0) + n
     forget_gone_workers(now)
+    delete_expired_windows(now)  # unique/debounce windows: apart from the job rows
     return report
 
 

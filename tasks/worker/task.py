@@ -31,7 +31,7 @@ from tasks.jobs.errors import (
 from tasks.jobs.spec import valid_job_id
 from tasks.jobs.states import JobState
 from tasks.jobs.text import one_line, short_repr, storable
-from tasks.worker import canvas, lifecycle, presence
+from tasks.worker import canvas, lifecycle, presence, timeouts
 from tasks.worker.admission import in_worker
 from tasks.worker.job import JobContext
 from tasks.worker.rejections import record_rejected
@@ -111,7 +111,7 @@ class JobTask(RecordingTask):
             self._hold(job_id, won, limited)
             return None
         except Exception as exc:
-            self._fail(job, won, exc, started)
+            self._fail(job, won, timeouts.as_timeout(exc, self), started)
             return None
         if self._complete(job_id, _jsonable(result), won):
             logger.info("job %s completed", job_id, extra=self._extra(job_id))
@@ -175,7 +175,25 @@ class JobTask(RecordingTask):
                                      "the job waits to be published again from its record")
         record_rejected(reason, self.request, f"task {self.name} id {job_id}: {detail}")
 
-    def _fail(self, job: JobContext, won: lifecycle.Claim, exc: Exception, started: datetime) -> None:
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
+                   einfo: Any) -> None:
+        """At a hard time limit Celery stops the pool process and calls this in the worker's
+        main process: the run is recorded as a ``JobTimeoutError`` attempt (``timeouts``)."""
+        if not isinstance(exc, timeouts.TimeLimitExceeded):
+            return  # a failure the run itself recorded
+        run = timeouts.timed_out_run(task_id, exc)
+        if run is None:
+            return
+        job = JobContext(id=task_id, queue=run.queue, name=run.name, data=run.data or {},
+                         attempts_made=run.attempts_made, max_attempts=run.max_attempts)
+        error = timeouts.hard_error(exc)
+        try:
+            self._fail(job, run, error, run.started_at, trace="")
+        except (Retry, timeouts.JobTimeoutError):
+            pass  # what a run raises to Celery; here the pool already ended it
+
+    def _fail(self, job: JobContext, won: lifecycle.Claim, exc: Exception, started: datetime,
+              trace: str | None = None) -> None:
         """Record a failed attempt: a retry after the backoff, or the final failure.
 
         Whatever goes wrong here is recorded as this job's error too, never left
@@ -185,7 +203,8 @@ class JobTask(RecordingTask):
         recorded again, reduced to the error's text.
         """
         now = timezone.now()
-        entry = failure_entry(won.attempts_made, exc, traceback.format_exc(), started, now)
+        trace = traceback.format_exc() if trace is None else trace
+        entry = failure_entry(won.attempts_made, exc, trace, started, now)
         retry_in = None
         if self._retryable(exc) and won.attempts_made < won.max_attempts:
             try:

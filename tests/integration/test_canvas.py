@@ -102,7 +102,7 @@ def test_an_expired_job_is_cancelled_not_run(service):
 
 @pytest.mark.parametrize("options, named", [
     ({"shadow": "other-name"}, "shadow"),
-    ({"time_limit": 5}, "time_limit"),
+    ({"compression": "zlib"}, "compression"),
     ({"queue": "email"}, "queue"),
     ({"headers": {"tenant": "a"}}, "headers"),
     ({"retry": False}, "retry"),

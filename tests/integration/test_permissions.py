@@ -46,6 +46,8 @@ DOORS = {
     "retry": Door("post", "/queues/jobs/f1", (p.VIEW, p.OPERATE), 302, {"action": "retry"}),
     "promote": Door("post", "/queues/jobs/d1", (p.VIEW, p.OPERATE), 302, {"action": "promote"}),
     "cancel": Door("post", "/queues/jobs/w1", (p.VIEW, p.OPERATE), 302, {"action": "cancel"}),
+    "priority": Door("post", "/queues/jobs/d1", (p.VIEW, p.OPERATE), 302,
+                     {"action": "priority", "priority": "1"}),
     "remove": Door("post", "/queues/jobs/c1", (p.VIEW, p.REMOVE), 302, {"action": "remove"}),
     "pause": Door("post", "/queues/email/pause", (p.OPERATE,), 302),
     "resume": Door("post", "/queues/notifications/resume", (p.OPERATE,), 302),

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.timesince import timeuntil
 
 from tasks.enqueue import ratelimits
-from tasks.models import Job, JobState
+from tasks.models import Job, JobState, JobWindow
 from tasks.worker import presence
 
 #: "N jobs of higher priority ahead" is counted exactly up to this many.
@@ -80,6 +80,7 @@ def reasons(job: Job, situation: QueueSituation | None = None,
         else:
             found.append("Due now: the promoter moves it to waiting on its next tick "
                          "(is the promoter running?).")
+        found.extend(_debounced(job, now))
     if situation.paused:
         found.append(f"Queue {job.queue} is paused: no worker takes its jobs until it is resumed.")
     elif not situation.consumers:
@@ -92,12 +93,40 @@ def reasons(job: Job, situation: QueueSituation | None = None,
         higher = waiting.filter(priority__lt=job.priority)
         if higher.exists():
             found.append(f"{_ahead(higher)} job(s) of higher priority ahead.")
-        if job.enqueued_at:
-            same = waiting.filter(priority=job.priority, enqueued_at__lt=job.enqueued_at)
-            if same.exists():
-                found.append(f"{_ahead(same)} job(s) of the same priority queued earlier.")
+        found.extend(_same_priority_ahead(job, waiting))
         if job.published_at is None:
             found.append("Not yet sent to the broker: the promoter's relay will publish it.")
     if not found:
         found.append("Nothing holds it back: a worker should take it within moments.")
     return found
+
+
+def _same_priority_ahead(job: Job, waiting) -> list[str]:
+    """Of its priority, FIFO jobs queued earlier are ahead, and every LIFO job (pushed to the
+    front); of a LIFO job, only the LIFO jobs pushed after it."""
+    if not job.enqueued_at:
+        return []
+    same = waiting.filter(priority=job.priority)
+    found = []
+    if job.lifo:
+        later = same.filter(lifo=True, enqueued_at__gt=job.enqueued_at)
+        if later.exists():
+            found.append(f"{_ahead(later)} LIFO job(s) of the same priority added after it.")
+        return found
+    earlier = same.filter(lifo=False, enqueued_at__lt=job.enqueued_at)
+    if earlier.exists():
+        found.append(f"{_ahead(earlier)} job(s) of the same priority queued earlier.")
+    front = same.filter(lifo=True)
+    if front.exists():
+        found.append(f"{_ahead(front)} LIFO job(s) of the same priority ahead.")
+    return found
+
+
+def _debounced(job: Job, now: datetime) -> list[str]:
+    window = (JobWindow.objects.filter(job_id=job.pk, kind=JobWindow.Kind.DEBOUNCE,
+                                       expires_at__gt=now).first())
+    if window is None:
+        return []
+    key = f"key {window.key!r}" if window.key else "its job name"
+    return [f"Debounced ({key}): each add before it starts replaces its data and moves "
+            "its start again."]

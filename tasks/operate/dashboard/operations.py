@@ -29,7 +29,8 @@ audit = logging.getLogger("tasks.audit")
 
 #: Each job action and the permission it needs (seeing the page needs ``view_job``).
 JOB_ACTIONS = {"retry": permissions.OPERATE, "promote": permissions.OPERATE,
-               "cancel": permissions.OPERATE, "remove": permissions.REMOVE}
+               "cancel": permissions.OPERATE, "priority": permissions.OPERATE,
+               "remove": permissions.REMOVE}
 
 
 def _back(request: HttpRequest, default: str) -> HttpResponseRedirect:
@@ -42,7 +43,7 @@ def _back(request: HttpRequest, default: str) -> HttpResponseRedirect:
 @permission_required(permissions.VIEW)
 @require_http_methods(["GET", "POST"])
 def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
-    """GET the job page; POST ``action`` = retry | promote | cancel | remove."""
+    """GET the job page; POST ``action`` = retry | promote | cancel | priority | remove."""
     job = _job_or_404(job_id)
     if request.method == "GET":
         return page(request, "dashboard/job.html", job_context(job))
@@ -64,6 +65,12 @@ def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
             state = actions.cancel_job(job.pk, by)
             messages.success(request, f"Job {job.pk} cancelled." if state == JobState.CANCELLED
                              else f"Cancellation of running job {job.pk} requested.")
+        elif action == "priority":
+            priority = _int_or_text(request.POST.get("priority", ""))
+            actions.change_priority(job.pk, priority, by)
+            messages.success(request, f"Job {job.pk} now has priority {priority}"
+                             + (": it was sent again at that priority."
+                                if job.state == JobState.WAITING else "."))
         else:
             if not actions.remove_job(job.pk, by):
                 raise JobStateError(job.pk, job.state, "remove")
@@ -71,9 +78,14 @@ def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
             messages.success(request, f"Job {job.pk} removed.")
             return HttpResponseRedirect(reverse("dashboard:queue-state",
                                                 args=[job.queue, job.state]))
-    except (JobStateError, JobNotFoundError) as exc:
+    except (JobStateError, JobNotFoundError, JobInputError) as exc:
         messages.error(request, str(exc))
     return HttpResponseRedirect(here)
+
+
+def _int_or_text(value: str) -> int | str:
+    """A form's number as an int; anything else as given, for the error to name."""
+    return int(value) if value.strip().isdigit() else value
 
 
 @permission_required(permissions.OPERATE)

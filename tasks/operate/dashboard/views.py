@@ -13,9 +13,9 @@ from django.views.decorators.http import require_GET
 from tasks.enqueue import ratelimits
 from tasks.enqueue.task import job_names
 from tasks.jobs import permissions
-from tasks.jobs.config import QUEUE_NAMES, QueueName
+from tasks.jobs.config import QUEUE_NAMES, JobPriority, QueueName
 from tasks.jobs.states import ALL_STATES, JobState
-from tasks.models import Job
+from tasks.models import Job, JobWindow
 from tasks.operate import counts, figures
 from tasks.operate.dashboard import diagnosis, history, queries
 from tasks.operate.dashboard.access import permission_required
@@ -144,6 +144,8 @@ def job_context(job: Job) -> dict:
         "progress_bar": job.state == JobState.ACTIVE or bool(_percent(job.progress)),
         "flower_task_url": f"{flower_url()}/task/{job.pk}",
         "finished": job.state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED),
+        "priorities": [(p.value, p.name) for p in JobPriority],
+        "windows": list(JobWindow.objects.filter(job_id=job.pk, expires_at__gt=timezone.now())),
         **_workflow(job),
     }
 
