@@ -183,8 +183,8 @@ def test_counts_per_state(service):
         wait_state(job_id, "completed")
     wait_state(failed, "failed")
     counts = queue.get_job_counts()
-    assert counts == {"waiting": 0, "delayed": 1, "active": 0, "completed": 3, "failed": 1,
-                      "cancelled": 0}
+    assert counts == {"waiting": 0, "waiting-children": 0, "delayed": 1, "active": 0,
+                      "completed": 3, "failed": 1, "cancelled": 0}
     assert queue.get_job(delayed).priority == JobPriority.LOW
     assert queue_registry.get_queue("email").get_job_counts()["completed"] == 0
 
