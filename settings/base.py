@@ -199,6 +199,12 @@ JOB_RETENTION_EVERY_S = env.float("JOB_RETENTION_EVERY", default=60.0)
 JOB_COUNTERS_FOLD_EVERY_S = env.float("JOB_COUNTERS_FOLD_EVERY", default=10.0)
 JOB_COUNTERS_MINUTES_FOR_S = env.int("JOB_COUNTERS_MINUTES_FOR", default=24 * 3600)
 JOB_COUNTERS_KEEP_DAYS = env.int("JOB_COUNTERS_KEEP_DAYS", default=90)
+# Live job events (tasks/operate/live.py: Django signals job_added ... job_cancelled and the
+# dashboard's live updates): the web process reads the job table's changes this often, and
+# sooner when a worker's task event arrives through the broker.
+JOB_EVENTS_TICK_S = env.float("JOB_EVENTS_TICK", default=1.0)
+# Start the stream in the web process (intelgraph/wsgi.py), so signal receivers run there.
+JOB_EVENTS_IN_WEB = env.bool("JOB_EVENTS_IN_WEB", default=True)
 # How often the promoter runs the reconciler.
 JOB_RECONCILE_EVERY_S = env.float("JOB_RECONCILE_EVERY", default=5.0)
 

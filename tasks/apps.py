@@ -1,3 +1,6 @@
+import threading
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -5,6 +8,9 @@ class TasksConfig(AppConfig):
     name = "tasks"
     verbose_name = "Jobs"
     default_auto_field = "django.db.models.BigAutoField"
+    #: This process's live job-event stream (``tasks.operate.live``), made on first use.
+    live_stream: Any = None
+    live_lock = threading.Lock()
 
     def ready(self) -> None:
         # The settings live outside the ``intelgraph`` package, so nothing else

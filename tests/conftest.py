@@ -99,3 +99,15 @@ def pytest_addoption(parser) -> None:
 def soak_size(request) -> int:
     """20,000 jobs with --soak; a 400-job version in the default run."""
     return 20_000 if request.config.getoption("--soak") else 400
+
+
+@pytest.fixture(autouse=True)
+def _live_stream_stopped() -> Iterator[None]:
+    """A test that opened the dashboard's event stream does not leave its threads running."""
+    yield
+    from django.apps import apps
+
+    config = apps.get_app_config("tasks")
+    if config.live_stream is not None:
+        config.live_stream.stop()
+        config.live_stream = None

@@ -2,7 +2,9 @@
 
 Logs in, sees the counts (and sees them refresh without a reload), opens a
 failed job, retries it and watches it complete; then, with no worker
-running, sees why a waiting job does not run. Skipped, with the reason
+running, sees why a waiting job does not run. A second visitor watches the
+overview and a job page update live from the job events (server-sent
+events), with polling slowed to once a minute while the stream is up. Skipped, with the reason
 printed, only where chromium or Playwright is not installed (``.ci/run``
 installs chromium).
 
@@ -126,3 +128,36 @@ def test_operator_retries_a_failed_job_and_sees_why_another_waits(service, live_
         expect(page.locator("#why-not-running")).to_contain_text(
             "No worker consumes queue analytics")
     wait_state(waiting, "completed", timeout=60)
+
+
+def test_the_overview_and_a_job_page_update_live(service, live_server, browser_page):
+    page = browser_page
+    expect = sync_api.expect
+    staff_user("watcher", permissions.VIEW)
+    page.goto(f"{live_server.url}/queues/")
+    page.fill("#id_username", "watcher")
+    page.fill("#id_password", "pw-12345678")
+    page.click("input[type=submit]")
+    expect(page.locator("#live")).to_have_text("live", timeout=15_000)
+    cell = page.locator('[data-count="analytics:completed"]')
+    expect(cell).to_have_text("0")
+
+    # While the stream is live the counts are polled once a minute: only the job
+    # events can bring the new count this soon.
+    add_job(QueueName.ANALYTICS, "record-analytics", {"key": "live-1"})
+    expect(cell).to_have_text("1", timeout=15_000)
+
+    # A job page follows its job through the stream (no polling while live): it
+    # shows the job active with its progress moving, then completed.
+    job_id = add_job(QueueName.ANALYTICS, "reports-progress", {"key": "live-2", "steps": 5,
+                                                                 "pause": 1.0},
+                     delay=timedelta(seconds=3))
+    page.goto(f"{live_server.url}/queues/jobs/{job_id}")
+    expect(page.locator("#job-state")).to_have_text("delayed")
+    expect(page.locator("#live")).to_have_text("live", timeout=15_000)
+    expect(page.locator("#job-state")).to_have_text("active", timeout=20_000)
+    page.wait_for_function(
+        "() => { const p = document.querySelector('#job-progress progress');"
+        " return p !== null && p.value >= 40 && p.value < 100; }", timeout=15_000)
+    expect(page.locator("#job-state")).to_have_text("completed", timeout=20_000)
+    expect(page.locator("#job-result")).to_contain_text("live-2")

@@ -40,6 +40,7 @@ DOORS = {
     "overview": Door("get", "/queues/", (p.VIEW,), 200),
     "counts": Door("get", "/queues/counts.json", (p.VIEW,), 200),
     "chart": Door("get", "/queues/chart.json", (p.VIEW,), 200),
+    "live events": Door("get", "/queues/events", (p.VIEW,), 200),
     "listing": Door("get", "/queues/email/failed/", (p.VIEW,), 200),
     "job page": Door("get", "/queues/jobs/f1", (p.VIEW,), 200),
     "job status": Door("get", "/queues/jobs/f1/status.json", (p.VIEW,), 200),

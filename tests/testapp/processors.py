@@ -90,6 +90,15 @@ def suicide(job: JobContext, key: str) -> None:
     os.kill(os.getpid(), 9)
 
 
+@processor(QueueName.ANALYTICS, "reports-progress")
+def reports_progress(job: JobContext, key: str, steps: int = 4, pause: float = 0.4) -> str:
+    """Reports progress in ``steps`` steps, ``pause`` seconds apart (live events)."""
+    for step in range(1, steps + 1):
+        time.sleep(pause)
+        job.update_progress(step * 100 // steps)
+    return key
+
+
 @processor(QueueName.ANALYTICS, "slow")
 def slow(job: JobContext, key: str, seconds: float = 3.0) -> dict:
     """Logs its pid, sleeps, then writes the ledger: a kill mid-sleep leaves no ledger row."""

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tasks.operate.dashboard import monitoring, operations, views
+from tasks.operate.dashboard import monitoring, operations, stream, views
 
 app_name = "dashboard"
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("health", monitoring.health, name="health"),
     path("counts.json", views.counts_json, name="counts"),
     path("chart.json", views.chart_json, name="chart"),
+    path("events", stream.events, name="events"),
     path("jobs/<path:job_id>/status.json", views.job_status, name="job-status"),
     path("jobs/<path:job_id>", operations.job_page, name="job"),
     path("<str:queue>/pause", operations.pause, name="pause"),

@@ -1,4 +1,4 @@
-/* The dashboard's small amount of JavaScript: refresh counts, draw the chart, follow a job. */
+/* The dashboard's small amount of JavaScript: live updates, counts, the chart, follow a job. */
 "use strict";
 const Dashboard = (() => {
   const getJSON = (url) => fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}})
@@ -17,7 +17,32 @@ const Dashboard = (() => {
     return `${s}s`;
   }
 
-  function overview(everyMs = 5000) {
+  /* Server-sent job events (tasks/operate/dashboard/stream.py). ``onEvent`` gets each job
+     event; ``onOpen`` runs on every (re)connection and on ``resync``, so the page reads its
+     figures afresh whenever it may have missed an event. ``#live`` says which mode is on. */
+  function live(url, onEvent, onOpen) {
+    const badge = document.getElementById("live");
+    const state = {on: false};
+    if (!url || typeof EventSource === "undefined") return state;
+    const source = new EventSource(url, {withCredentials: true});
+    const show = (on) => {
+      state.on = on;
+      if (badge) { badge.textContent = on ? "live" : "polling"; badge.dataset.live = String(on); }
+    };
+    source.addEventListener("hello", () => { show(true); onOpen(); });
+    source.addEventListener("resync", () => onOpen());
+    source.addEventListener("job", (e) => onEvent(JSON.parse(e.data)));
+    source.onerror = () => show(false);  // EventSource retries by itself
+    return state;
+  }
+
+  /* Run ``fn`` at most once per ``ms`` however many events ask for it. */
+  function throttled(fn, ms) {
+    let timer = null;
+    return () => { if (timer === null) timer = setTimeout(() => { timer = null; fn(); }, ms); };
+  }
+
+  function overview(pollMs = 5000, livePollMs = 60000) {
     const table = document.getElementById("overview");
     if (!table) return;
     const refresh = () => getJSON(table.dataset.countsUrl).then((data) => {
@@ -41,7 +66,13 @@ const Dashboard = (() => {
       const at = document.getElementById("refreshed-at");
       if (at) at.textContent = new Date(data.at).toLocaleTimeString();
     }).catch((err) => console.warn("count refresh failed", err));
-    setInterval(refresh, everyMs);
+    const soon = throttled(refresh, 250);
+    const stream = live(table.dataset.eventsUrl, soon, soon);
+    // Polling is the fallback: slow while the live stream is connected.
+    let last = Date.now();
+    setInterval(() => {
+      if (Date.now() - last >= (stream.on ? livePollMs : pollMs)) { last = Date.now(); refresh(); }
+    }, 1000);
     refresh();
   }
 
@@ -78,17 +109,22 @@ const Dashboard = (() => {
     draw();
   }
 
-  function jobPage(badge, everyMs = 1000) {
-    if (!badge || badge.dataset.finished === "true") return;
+  function jobPage(badge, pollMs = 1000) {
+    if (!badge) return;
     const initial = badge.dataset.state;
-    const follow = () => getJSON(badge.dataset.statusUrl).then((s) => {
+    const show = (s) => {
       // A new state brings a new history, result or error: show the whole page afresh.
       if (s.state !== initial) { window.location.reload(); return; }
       const progress = document.querySelector("#job-progress progress");
       if (progress && typeof s.progress === "number") progress.value = s.progress;
-    }).catch(() => {});
-    setInterval(follow, everyMs);
+    };
+    const follow = () => getJSON(badge.dataset.statusUrl).then(show).catch(() => {});
+    // Live while connected (a finished job too: retried elsewhere, it comes back to life);
+    // polled only while the stream is down, and only until the job has finished.
+    const stream = live(badge.dataset.eventsUrl, show, follow);
+    if (badge.dataset.finished === "true") return;
+    setInterval(() => { if (!stream.on) follow(); }, pollMs);
   }
 
-  return {overview, chart, jobPage, duration};
+  return {overview, chart, jobPage, duration, live};
 })();
