@@ -22,6 +22,7 @@ from django.utils import timezone
 from tasks.jobs.config import QueueName
 from tasks.models import Job, JobState
 from tasks.operate.dashboard import diagnosis
+from tasks.operate.live import LiveStream
 from tasks.upkeep import promoter, reconciler, retention
 from tasks.worker import lost
 
@@ -111,6 +112,10 @@ READ_PATHS = {
         timezone.now() + timedelta(hours=1)), "job_queue_state_created"),
     "retention": (lambda job: retention.keep_newest(QueueName.EMAIL, JobState.COMPLETED, 0),
                   "job_finished"),
+    "live events: new and active jobs": (lambda job: LiveStream(None, 1.0, False).scan(),
+                                         "job_queue_state_created"),
+    "live events: finished jobs": (lambda job: LiveStream(None, 1.0, False).scan(),
+                                   "job_finished"),
 }
 
 
