@@ -427,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     from intelgraph.bundled_redis import BundledRedis
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    (ROOT / "var").mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="intelgraph-bigtable-", dir=ROOT / "var"))
     server = BundledRedis(tmp / "redis", appendonly=False)
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.dev", "LOG_LEVEL": "WARNING",
