@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import pytest
@@ -52,7 +53,11 @@ def test_two_workers_stay_within_five_percent_of_the_limit(service, limited, liv
         second.stop()
     starts = sorted(Job.objects.filter(pk__in=ids).values_list("started_at", flat=True))
     workers = set(Job.objects.filter(pk__in=ids).values_list("worker", flat=True))
-    rate = (total - LIMIT) / (starts[-1] - starts[0]).total_seconds()
+    # The observed rate is the slope of jobs started against time (least squares): a
+    # first or last window that a busy machine starts late moves it little, where
+    # jobs / (last start - first start) moved by 6 % for half a second of lag.
+    seconds = [(start - starts[0]).total_seconds() for start in starts]
+    rate = statistics.linear_regression(seconds, range(len(seconds))).slope
     assert abs(rate - LIMIT) / LIMIT <= 0.05, rate
     assert len(workers) == 2  # both workers ran them
     windows = list(RateWindow.objects.values_list("used", flat=True))
