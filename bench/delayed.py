@@ -26,7 +26,8 @@ import time
 from datetime import UTC, datetime
 
 from bench.context import BATCH, Context, PlainSide, ServiceSide, timed
-from bench.harness import COUNTER_KEY, ROOT, percentile, wait_until
+from bench.harness import ROOT, percentile, wait_until
+from bench.instrument.keys import COUNTER_KEY
 
 HORIZON_START_S = 600.0
 HORIZON_S = 3600.0

@@ -25,10 +25,6 @@ APPS = {"service": "bench.service_app", "plain": "bench.plain_app"}
 #: Redis (kombu) priority lists: the base list is step 0, then ``<queue>:<step>``.
 PRIORITY_STEPS = 5
 
-COUNTER_KEY = "bench:counter"
-STARTED_KEY = "bench:started"
-FINISHED_KEY = "bench:finished"
-
 
 class Worker:
     """One ``celery worker`` subprocess in its own process group, logging to a file."""

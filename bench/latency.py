@@ -15,7 +15,8 @@ import statistics
 import time
 
 from bench.context import Context
-from bench.harness import COUNTER_KEY, FINISHED_KEY, STARTED_KEY, SYSTEMS, percentile, wait_until
+from bench.harness import SYSTEMS, percentile, wait_until
+from bench.instrument.keys import COUNTER_KEY, FINISHED_KEY, STARTED_KEY
 
 IDLE_RATE = 50.0
 LOAD_FRACTION = 0.5

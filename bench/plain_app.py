@@ -4,7 +4,7 @@ No Django. Mirrors ``settings/celery.py``: JSON only, late acks with
 reject-on-worker-lost, prefetch 1, task events on, the same Redis transport
 options (priority steps 0..4, ``:`` separator, priority order), no result
 backend. The tasks ``plain.noop``, ``plain.sleep`` and ``plain.probe`` run the
-same bodies (``bench/probes.py``) as the service's ``analytics.bench-*``
+same bodies (``bench/instrument/probes.py``) as the service's ``analytics.bench-*``
 processors, on the queue ``plain``.
 
 Worker: ``celery -A bench.plain_app worker -Q plain -c 2 -P prefork
@@ -18,7 +18,7 @@ import os
 from celery import Celery
 from kombu import Exchange, Queue
 
-from bench import probes, profiling, steps
+from bench.instrument import probes, profiling, steps
 
 profiling.install("plain")
 steps.install("plain")

@@ -23,7 +23,8 @@ import statistics
 import time
 
 from bench.context import Context
-from bench.harness import FINISHED_KEY, SYSTEMS, wait_until
+from bench.harness import SYSTEMS, wait_until
+from bench.instrument.keys import FINISHED_KEY
 
 BACKGROUND, CRITICAL = 5, 1  # tasks.jobs.config.JobPriority
 BACKLOG = 10000

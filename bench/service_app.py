@@ -2,7 +2,8 @@
 
 Worker: ``celery -A bench.service_app worker -Q analytics …``. Each processor
 calls the same body as its plain-Celery twin in ``bench/plain_app.py``
-(``bench/probes.py``).
+(``bench/instrument/probes.py``). Like the plain app, it imports only
+``bench.instrument`` from the benchmark, never its driver.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
 django.setup()
 
-from bench import probes, profiling, steps  # noqa: E402
+from bench.instrument import probes, profiling, steps  # noqa: E402
 from intelgraph.celery import app  # noqa: E402
 from tasks.jobs.config import QueueName  # noqa: E402
 from tasks.worker.job import JobContext  # noqa: E402

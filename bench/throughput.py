@@ -14,7 +14,8 @@ from __future__ import annotations
 import statistics
 
 from bench.context import Context, timed
-from bench.harness import COUNTER_KEY, SYSTEMS, wait_until
+from bench.harness import SYSTEMS, wait_until
+from bench.instrument.keys import COUNTER_KEY
 
 SLEEP_MS = 10
 SLEEP_THREADS = 8

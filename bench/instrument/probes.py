@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from bench.harness import COUNTER_KEY, FINISHED_KEY, STARTED_KEY
+from bench.instrument.keys import COUNTER_KEY, FINISHED_KEY, STARTED_KEY
 
 _client = None
 

@@ -1,5 +1,6 @@
 """Diagnostics: with ``BENCH_PROFILE_DIR`` set, each worker pool process runs under
-cProfile and writes ``<dir>/<app>-<pid>.prof`` when it exits (``drain.py --profile``).
+cProfile and writes ``<dir>/<app>-<pid>.prof`` when it exits (``bench/suite.py --env
+BENCH_PROFILE_DIR=DIR``).
 """
 
 from __future__ import annotations
