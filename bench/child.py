@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true")
     parser.add_argument("--delayed-jobs", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=None, help="drain size (scenario 2)")
+    parser.add_argument(
+        "--systems",
+        default="service,plain",
+        help="systems scenarios 1-3 and 5 measure (comma-separated; scenario 4 measures both)",
+    )
     parser.add_argument("--tmp", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -43,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import plain_app, service_app  # noqa: F401  (django.setup(), task registration)
     from bench.context import Context
+    from bench.harness import SYSTEMS
+    from tasks import fastpath
+
+    systems = tuple(args.systems.split(","))
+    if not systems or set(systems) - set(SYSTEMS):
+        parser.error(f"--systems: a comma-separated subset of {','.join(SYSTEMS)}")
 
     call_command("migrate", verbosity=0)
     ctx = Context(
@@ -52,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         short=args.short,
         broker=redis.Redis.from_url(os.environ["BENCH_BROKER_URL"]),
         counter=redis.Redis.from_url(os.environ["BENCH_COUNTER_URL"]),
+        systems=systems,
     )
     results: dict = {}
     for name in args.scenarios.split(","):
@@ -76,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
 
             results[name] = delayed.run(ctx, args.delayed_jobs)
         results[name]["wall_s"] = round(time.monotonic() - started, 1)
+        # What ran in this (enqueuing) process; its workers read the same JOB_FASTPATH.
+        results[name]["fastpaths"] = fastpath.status(service_app.app)
         ctx.results = results
         args.out.write_text(json.dumps(results, indent=2) + "\n")  # partial results survive a crash
     return 0

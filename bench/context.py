@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.harness import QUEUES, Worker, queue_depth
+from bench.harness import QUEUES, SYSTEMS, Worker, queue_depth
 
 BATCH = 1000
 
@@ -28,6 +28,8 @@ class Context:
     broker: Any  # redis.Redis on the broker's db
     counter: Any  # redis.Redis on the counter db (probes write there)
     results: dict = field(default_factory=dict)  # earlier scenarios' figures (capacity)
+    #: The systems scenarios 1–3 and 5 measure (``--fastpaths`` runs the service alone).
+    systems: tuple[str, ...] = SYSTEMS
     _serial: int = 0
 
     def worker(
@@ -77,6 +79,10 @@ class Context:
     def redis_cpu_s(self) -> float:
         info = self.broker.info("cpu")
         return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    def order(self, run: int) -> tuple[str, ...]:
+        """The systems in the order run ``run`` measures them: alternating between runs."""
+        return self.systems if run % 2 == 0 else self.systems[::-1]
 
     def side(self, system: str) -> ServiceSide | PlainSide:
         return ServiceSide() if system == "service" else PlainSide()

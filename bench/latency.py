@@ -15,7 +15,7 @@ import statistics
 import time
 
 from bench.context import Context
-from bench.harness import SYSTEMS, percentile, wait_until
+from bench.harness import percentile, wait_until
 from bench.instrument.keys import COUNTER_KEY, FINISHED_KEY, STARTED_KEY
 
 IDLE_RATE = 50.0
@@ -95,10 +95,10 @@ def one_run(ctx: Context, system: str, n: dict, capacity: float) -> dict:
 
 def run(ctx: Context, runs: int) -> dict:
     n = sizes(ctx.short)
-    capacity = {s: _capacity(ctx, s) for s in SYSTEMS}
-    per_run: dict[str, list[dict]] = {s: [] for s in SYSTEMS}
+    capacity = {s: _capacity(ctx, s) for s in ctx.systems}
+    per_run: dict[str, list[dict]] = {s: [] for s in ctx.systems}
     for i in range(runs):
-        for system in SYSTEMS if i % 2 == 0 else SYSTEMS[::-1]:
+        for system in ctx.order(i):
             r = one_run(ctx, system, n, capacity[system])
             per_run[system].append(r)
             print(

@@ -23,7 +23,7 @@ import statistics
 import time
 
 from bench.context import Context
-from bench.harness import SYSTEMS, wait_until
+from bench.harness import wait_until
 from bench.instrument.keys import FINISHED_KEY
 
 BACKGROUND, CRITICAL = 5, 1  # tasks.jobs.config.JobPriority
@@ -78,9 +78,9 @@ def run(ctx: Context, runs: int) -> dict:
     backlog = SHORT_BACKLOG if ctx.short else BACKLOG
     out: dict = {"backlog": backlog, "urgent": URGENT}
     for arrival in ARRIVALS:
-        per_run: dict[str, list[dict]] = {s: [] for s in SYSTEMS}
+        per_run: dict[str, list[dict]] = {s: [] for s in ctx.systems}
         for i in range(runs):
-            for system in SYSTEMS if i % 2 == 0 else SYSTEMS[::-1]:
+            for system in ctx.order(i):
                 r = one_run(ctx, system, backlog, arrival)
                 per_run[system].append(r)
                 print(

@@ -3,13 +3,15 @@
     .venv/bin/python bench/suite.py                 # everything, median of 3 runs
     .venv/bin/python bench/suite.py --short         # CI: smaller sizes, 1 run
     .venv/bin/python bench/suite.py --scenarios throughput,priority --runs 1
+    .venv/bin/python bench/suite.py --fastpaths     # each fast path on and off (service only)
 
 Starts one private Redis-compatible server, then one child process
 (``bench/child.py``) per database: SQLite always; PostgreSQL (scenarios 1–2
 only) when ``BENCH_DATABASE_URL`` or ``TEST_DATABASE_URL`` is set, in a
 database ``bench_<pid>`` created there and dropped afterwards. Prints a table
-of rates and ratios, writes the figures as JSON and a PNG chart. See
-bench/README.md.
+of rates and ratios, writes the figures as JSON and a PNG chart. With
+``--fastpaths``, instead: the service alone with its fast paths all on, all
+off and each one off (``bench/fastpaths.py``). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import report  # noqa: E402
+from bench import fastpaths, report  # noqa: E402
 from bench.harness import code_version  # noqa: E402
 from intelgraph.bundled_redis import BundledRedis  # noqa: E402  (no Django import)
 
@@ -75,10 +77,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "the issue's figure is 1000000)",
     )
     parser.add_argument(
+        "--fastpaths",
+        action="store_true",
+        help="instead of the comparison with plain Celery: the service alone, on the "
+        "scenarios its fast paths exist for, with them all on, all off and each one off "
+        "(JOB_FASTPATH), --runs runs per variant interleaved; SQLite, or PostgreSQL "
+        "with --database postgresql",
+    )
+    parser.add_argument(
         "--json",
         type=Path,
-        default=DEFAULT_OUT / "last.json",
-        help="figures (default var/bench/last.json)",
+        default=None,
+        help="figures (default var/bench/last.json; --fastpaths: var/bench/fastpaths.json)",
     )
     parser.add_argument(
         "--chart",
@@ -100,6 +110,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.short else 3)
+    if args.json is None:
+        args.json = fastpaths.default_json(DEFAULT_OUT) if args.fastpaths else DEFAULT_OUT / "last.json"
     for item in args.env:
         if "=" not in item:
             parser.error(f"--env wants KEY=VALUE, not {item!r}")
@@ -130,12 +142,21 @@ def postgres_database(url: str):
 
 
 def run_child(
-    database: str, url: str, scenarios: list[str], args, env: dict, tmp: Path, runs: int
+    database: str,
+    url: str,
+    scenarios: list[str],
+    args,
+    env: dict,
+    tmp: Path,
+    runs: int,
+    *,
+    systems: str = "service,plain",
+    tag: str = "",
 ) -> dict:
-    out = tmp / f"results-{database}.json"
+    out = tmp / f"results-{database}{tag}.json"
     command = [
         sys.executable, "-m", "bench.child", "--database", database, "--scenarios", ",".join(scenarios),
-        "--runs", str(runs), "--tmp", str(tmp), "--out", str(out),
+        "--runs", str(runs), "--tmp", str(tmp), "--out", str(out), "--systems", systems,
     ]  # fmt: skip
     if args.short:
         command.append("--short")
@@ -144,7 +165,7 @@ def run_child(
     if args.delayed_jobs:
         command += ["--delayed-jobs", str(args.delayed_jobs)]
     # The service logs at INFO (a line per job): keep that cost, but in a file.
-    log_path = tmp / f"child-{database}.log"
+    log_path = tmp / f"child-{database}{tag}.log"
     with open(log_path, "ab") as log:
         result = subprocess.run(command, cwd=ROOT, env={**env, "DATABASE_URL": url}, stderr=log)
     figures = json.loads(out.read_text()) if out.exists() else {}
@@ -181,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"code {version}; server {server.binary} on port {server.port}; tmp {tmp}", flush=True
         )
+        if args.fastpaths:
+            return run_fastpaths(args, env, tmp, pg_url, version, started)
         results: dict = {}
         if args.database in ("all", "sqlite"):
             url = f"sqlite:///{tmp / 'bench.sqlite3'}"
@@ -223,6 +246,47 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_fastpaths(args, env: dict, tmp: Path, pg_url: str | None, version: str,
+                  started: float) -> int:
+    """``--fastpaths``: every variant ``--runs`` times, interleaved; the table and JSON."""
+    database = "postgresql" if args.database == "postgresql" else "sqlite"
+    if database == "postgresql" and not pg_url:
+        raise SystemExit("--fastpaths --database postgresql needs BENCH_DATABASE_URL")
+
+    def measure(url: str) -> dict:
+        def one(label: str, scenarios: list[str], extra: dict, tag: str) -> dict:
+            slug = "-" + label.replace(" ", "-") + "-" + tag
+            return run_child(database, url, scenarios, args, {**env, **extra}, tmp, 1,
+                             systems="service", tag=slug)  # fmt: skip
+
+        return fastpaths.run(one, args.runs)
+
+    if database == "postgresql":
+        with postgres_database(pg_url) as url:
+            figures = measure(url)
+    else:
+        figures = measure(f"sqlite:///{tmp / 'bench.sqlite3'}")
+    payload = {
+        "code": version,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "command": " ".join(["bench/suite.py", *sys.argv[1:]]),
+        "database": database,
+        "short": args.short,
+        "runs": args.runs,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "extra_env": args.env,
+        "wall_s": round(time.monotonic() - started, 1),
+        "fastpaths": figures,
+    }
+    print()
+    print(fastpaths.table(payload))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return 0
 
 
 if __name__ == "__main__":

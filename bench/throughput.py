@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 
 from bench.context import Context, timed
-from bench.harness import SYSTEMS, wait_until
+from bench.harness import wait_until
 from bench.instrument.keys import COUNTER_KEY
 
 SLEEP_MS = 10
@@ -105,9 +105,9 @@ def one_run(ctx: Context, system: str, n: dict[str, int]) -> dict:
 
 def run(ctx: Context, runs: int, jobs: int | None = None) -> dict:
     n = sizes(ctx.short, jobs)
-    per_run: dict[str, list[dict]] = {s: [] for s in SYSTEMS}
+    per_run: dict[str, list[dict]] = {s: [] for s in ctx.systems}
     for i in range(runs):
-        for system in SYSTEMS if i % 2 == 0 else SYSTEMS[::-1]:
+        for system in ctx.order(i):
             r = one_run(ctx, system, n)
             per_run[system].append(r)
             print(
