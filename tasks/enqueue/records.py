@@ -22,6 +22,7 @@ from tasks.enqueue import lifo, ratelimits, windows
 from tasks.enqueue.cursors import bound_cursor
 from tasks.enqueue.publishing import Message, publish_on_commit, stamps_at_insert
 from tasks.jobs.ids import new_job_id
+from tasks.jobs.rates import Rate
 from tasks.jobs.routing import task_name
 from tasks.jobs.spec import JobSpec
 from tasks.jobs.timeouts import header_limits
@@ -195,9 +196,15 @@ def _message(spec: JobSpec, job_id: str) -> Message:
 GATED_DELAY_S = 0.001
 
 
-def _gated(spec: JobSpec) -> JobSpec:
-    """A job of a rate-limited queue or job name waits as a due delayed row (``ratelimits``)."""
-    if spec.delay_s > 0 or not ratelimits.limited(spec.queue.value, spec.name):
+def _gated(spec: JobSpec, limits: dict[ratelimits.Key, Rate]) -> JobSpec:
+    """A job of a rate-limited queue or job name waits as a due delayed row (``ratelimits``).
+
+    ``limits`` is ``ratelimits.current()``, read once per call: reading it costs
+    a cache lookup (~15 µs with the local-memory cache, about half of what
+    ``add_bulk`` spends on a job besides it), so ``enqueue_many`` reads it once.
+    """
+    if spec.delay_s > 0 or not limits or not ratelimits.keys_of(spec.queue.value, spec.name,
+                                                                 limits):
         return spec
     return dataclasses.replace(spec, delay_s=GATED_DELAY_S)
 
@@ -232,7 +239,7 @@ def _enqueue_in_window(spec: JobSpec) -> str:
 
 
 def _insert(spec: JobSpec, job_id: str, now: datetime | None = None) -> str:
-    spec = _gated(spec)
+    spec = _gated(spec, ratelimits.current())
     rows = _Rows(now or timezone.now(), stamps_at_insert())
     sql, row = rows.sql, rows.row(spec, job_id)
     if spec.extras is not None:
@@ -265,7 +272,8 @@ def enqueue_many(specs: Sequence[JobSpec]) -> list[str]:
             added = iter(enqueue_many(plain) if plain else [])
             return [enqueue(spec) if spec.window is not None else next(added) for spec in specs]
     ids = [spec.job_id or new_job_id() for spec in specs]
-    specs = [_gated(spec) for spec in specs]
+    limits = ratelimits.current()
+    specs = [_gated(spec, limits) for spec in specs]
     builder = _Rows(timezone.now(), stamps_at_insert())
     seen: set[str] = set()
     entries = []  # (job id, row, message or None, extras INSERT or None), one per distinct id
