@@ -13,7 +13,9 @@ figure, the median over the rounds of each side's figure (each run's own
 figure is already the median of its ``--runs``), B/A, how much worse B is
 (rates: A/B − 1; times, CPU and counts: B/A − 1), the range of each side over
 the rounds, and plain Celery's B/A from the same runs: the plain app is the
-same code on both sides, so its B/A is the machine's noise.
+same code on both sides, so its B/A is the machine's noise. The last column
+compares each run's service/plain ratio instead (median per side), which
+cancels load that both systems of one run saw alike.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def table(a_runs: list[dict], b_runs: list[dict], skip: tuple[str, ...] = ()) ->
     b_figs = [figures(p) for p in b_runs]
     keys = [k for k in a_figs[0] if all(k in f for f in a_figs + b_figs)]
     header = ("db", "figure (service)", "A median", "B median", "B/A", "B worse",
-              "A range", "B range", "plain B/A")
+              "A range", "B range", "plain B/A", "vs plain: B worse")
     rows = []
     for db, figure in keys:
         if any(part in figure for part in skip):
@@ -87,13 +89,19 @@ def table(a_runs: list[dict], b_runs: list[dict], skip: tuple[str, ...] = ()) ->
         plain = (statistics.median(pb) / statistics.median(pa)
                  if None not in pa + pb and statistics.median(pa) else None)
         w = worse(ma, mb, figure)
+        # Each run's service/plain ratio (same run, same load), median per side, then B vs A.
+        ra = [s / p for s, p in zip(a, pa, strict=True) if p] if None not in pa else []
+        rb = [s / p for s, p in zip(b, pb, strict=True) if p] if None not in pb else []
+        wr = worse(statistics.median(ra), statistics.median(rb), figure) if ra and rb else None
         rows.append((db, figure, _fmt(ma), _fmt(mb), f"{mb / ma:.3f}" if ma else "—",
                      "—" if w is None else f"{w:+.1f} %", f"{_fmt(min(a))}–{_fmt(max(a))}",
-                     f"{_fmt(min(b))}–{_fmt(max(b))}", "—" if plain is None else f"{plain:.3f}"))
+                     f"{_fmt(min(b))}–{_fmt(max(b))}", "—" if plain is None else f"{plain:.3f}",
+                     "—" if wr is None else f"{wr:+.1f} %"))
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     fmt = "  ".join(f"{{:{'<' if i < 2 else '>'}{w}}}" for i, w in enumerate(widths))
     head = (f"A = {a_runs[0]['code']}, B = {b_runs[0]['code']}; {len(a_runs)} + {len(b_runs)} "
-            "runs, interleaved; B worse: rates A/B − 1, times, CPU and counts B/A − 1")
+            "runs, interleaved; B worse: rates A/B − 1, times, CPU and counts B/A − 1; "
+            "vs plain: the same on each run's service/plain ratio (medians)")
     return "\n".join([head, fmt.format(*header), "-" * (sum(widths) + 2 * (len(widths) - 1)),
                       *(fmt.format(*r) for r in rows)])
 

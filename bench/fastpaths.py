@@ -76,20 +76,37 @@ def scenarios_of(paths: list[str]) -> list[str]:
     return [s for s in order if s in wanted]
 
 
-def variants() -> list[tuple[str, str, list[str]]]:
-    """``(label, JOB_FASTPATH, scenarios)`` per variant."""
+def chosen(value: str) -> list[str]:
+    """``--fastpaths``' value: ``all``, or a comma list of the fast paths to turn off one by one."""
     all_names = names()
-    out = [(ALL_ON, "on", scenarios_of(all_names)), (ALL_OFF, "off", scenarios_of(all_names))]
-    for name in all_names:
+    if value == "all":
+        return all_names
+    picked = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = sorted(set(picked) - set(all_names))
+    if unknown or not picked:
+        raise SystemExit(f"--fastpaths: unknown fast paths {unknown}; known: "
+                         f"{', '.join(all_names)} (or all)")
+    return [name for name in all_names if name in picked]
+
+
+def variants(selected: list[str] | None = None) -> list[tuple[str, str, list[str]]]:
+    """``(label, JOB_FASTPATH, scenarios)`` per variant: all on, all off, and each of
+    ``selected`` (default: every fast path) off by itself, on the scenarios they exist for."""
+    all_names = names()
+    selected = all_names if selected is None else selected
+    scenarios = scenarios_of(selected)
+    out = [(ALL_ON, "on", scenarios), (ALL_OFF, "off", scenarios)]
+    for name in selected:
         keep = ",".join(n for n in all_names if n != name)
         out.append((f"{name} off", keep, scenarios_of([name])))
     return out
 
 
-def run(run_child: Callable[[str, list[str], dict, str], dict], runs: int) -> dict:
+def run(run_child: Callable[[str, list[str], dict, str], dict], runs: int,
+        selected: list[str] | None = None) -> dict:
     """Every variant ``runs`` times, interleaved; ``run_child(label, scenarios, env, tag)``
     returns one child's figures. Per variant: each run's figures per scenario."""
-    plan = variants()
+    plan = variants(selected)
     per_variant: dict[str, dict[str, list[dict]]] = {label: {} for label, _, _ in plan}
     states: dict[str, dict[str, str]] = {}
     for i in range(runs):
@@ -103,6 +120,7 @@ def run(run_child: Callable[[str, list[str], dict, str], dict], runs: int) -> di
     return {
         "variants": [{"label": label, "JOB_FASTPATH": setting, "scenarios": scenarios}
                      for label, setting, scenarios in plan],
+        "selected": [label[: -len(" off")] for label, _, _ in plan[2:]],
         "runs": per_variant,
         "enqueue_process_state": states,
     }
@@ -138,7 +156,7 @@ def rows(figures: dict) -> list[tuple[str, ...]]:
     """(fast path, its scenario, figure, all on, it off, gain, all off, gain of all) per figure."""
     scenario_text = {path.name: path.scenario for path in FAST_PATHS}
     out = []
-    for name in names():
+    for name in figures.get("selected") or names():
         for figure in FIGURES[name]:
             on = _median(figures, ALL_ON, figure)
             off = _median(figures, f"{name} off", figure)

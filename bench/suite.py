@@ -78,11 +78,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--fastpaths",
-        action="store_true",
+        nargs="?",
+        const="all",
+        default=None,
+        metavar="NAMES",
         help="instead of the comparison with plain Celery: the service alone, on the "
         "scenarios its fast paths exist for, with them all on, all off and each one off "
-        "(JOB_FASTPATH), --runs runs per variant interleaved; SQLite, or PostgreSQL "
-        "with --database postgresql",
+        "(JOB_FASTPATH), --runs runs per variant interleaved; NAMES (comma list) turns "
+        "off only those one by one; SQLite, or PostgreSQL with --database postgresql",
     )
     parser.add_argument(
         "--json",
@@ -261,7 +264,7 @@ def run_fastpaths(args, env: dict, tmp: Path, pg_url: str | None, version: str,
             return run_child(database, url, scenarios, args, {**env, **extra}, tmp, 1,
                              systems="service", tag=slug)  # fmt: skip
 
-        return fastpaths.run(one, args.runs)
+        return fastpaths.run(one, args.runs, fastpaths.chosen(args.fastpaths))
 
     if database == "postgresql":
         with postgres_database(pg_url) as url:

@@ -30,3 +30,10 @@ def test_gain_is_how_much_better_the_figure_is_with_the_fast_path():
     assert round(fastpaths.gain(on=1100.0, off=1000.0, higher_is_better=True), 1) == 10.0
     assert round(fastpaths.gain(on=2.0, off=2.5, higher_is_better=False), 1) == 25.0
     assert fastpaths.gain(on=None, off=2.5, higher_is_better=False) is None
+
+
+def test_a_few_fast_paths_can_be_measured_again_alone():
+    plan = fastpaths.variants(fastpaths.chosen("unacked-after-pool-write"))
+    assert [label for label, _, _ in plan] == [fastpaths.ALL_ON, fastpaths.ALL_OFF,
+                                               "unacked-after-pool-write off"]
+    assert {tuple(s) for _, _, s in plan} == {("latency",)}
