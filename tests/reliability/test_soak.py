@@ -108,7 +108,7 @@ def test_full_strength_soak_loses_nothing_and_repeats_no_effect(service, live_br
             # Chaos while the producers add, until every minimum is met and the ready
             # backlog is small enough to drain in the limit once the faults stop.
             while time.monotonic() < give_up:
-                time.sleep(rng.uniform(0.3, 1.0))
+                time.sleep(rng.uniform(0.4, 1.2))
                 chaos.tick()
                 if (all(p.poll() is not None for p in producers) and chaos.targets_met()
                         and _waiting() <= backlog_ok):

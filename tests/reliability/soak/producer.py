@@ -68,9 +68,10 @@ class Producer:
         self.logs = logs
         self.added = 0
         self.to_cancel: dict[str, float] = {}  # cancel-active ids -> when added
+        self.started = time.monotonic()
 
     def run(self) -> None:
-        started = time.monotonic()
+        self.started = started = time.monotonic()
         while self.added < self.count:
             due = started + self.seconds * self.added / self.count
             self.cancel_active_ones()
@@ -92,7 +93,8 @@ class Producer:
         door = self.rng.choices(("add_job", "add_bulk", "delay"), weights=(4, 3, 3))[0]
         size = 1 if door == "add_job" else self.rng.randint(2, 25)
         size = min(size, self.count - self.added)
-        jobs = [plans.choose(self.rng, self.work_ms) for _ in range(size)]
+        left_ms = (self.started + self.seconds - time.monotonic()) * 1000
+        jobs = [plans.choose(self.rng, self.work_ms, left_ms) for _ in range(size)]
         roll_back = self.rng.random() < 0.125
         ids: list[str] = []
         body_done = False
