@@ -102,6 +102,9 @@ def test_full_strength_soak_loses_nothing_and_repeats_no_effect(service, live_br
         soak.start()
         producers = _producers(live_broker, tmp_path, out, soak_size, soak_seed, seconds)
         chaos = Chaos(soak, rng, targets, seconds)
+        chaos.producer_pids = [proc.pid for proc in producers]
+        for reason in chaos.not_injected():
+            print(f"soak: not injected: {reason}")
         give_up = time.monotonic() + 3 * seconds + 600
         backlog_ok = max(200, soak_size // 50)
         try:

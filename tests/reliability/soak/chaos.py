@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
+import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -133,10 +135,13 @@ class Chaos:
         self.counts: Counter[str] = Counter()
         self.paused: dict[str, float] = {}  # queue -> when to resume
         self.broker = broker_plugin.private_server()
+        self.rabbitmq = self.broker is None and rabbitmqctl_works(service.broker_url)
         self.postgres = connection.vendor == "postgresql"
+        #: Other processes of the test's own whose connections count as the service's.
+        self.producer_pids: list[int] = []
         wanted = {"worker": targets.worker_kills, "promoter": targets.promoter_kills,
                   "beat": targets.beat_kills, "pause": targets.pauses}
-        if self.broker is not None:
+        if self.broker is not None or self.rabbitmq:
             wanted["broker"] = targets.broker_kills
         if self.postgres:
             wanted["db"] = targets.db_terminations
@@ -144,6 +149,20 @@ class Chaos:
         #: Beyond the minimums, a fault of each kind at these odds.
         self.weights = {"worker": 8.0, "promoter": 1.0, "beat": 1.0, "pause": 0.5,
                         "broker": 0.25, "db": 0.5}
+
+    def not_injected(self) -> list[str]:
+        """The faults this run cannot make, and why (printed, never silently skipped)."""
+        reasons = []
+        if self.rabbitmq:
+            reasons.append("broker kill -9: RabbitMQ is shared, not the test's; instead the "
+                           "service's AMQP connections are closed (rabbitmqctl close_connection)")
+        elif "broker" not in self.targets:
+            reasons.append("broker faults: TEST_BROKER_URL names a broker this test does not "
+                           "own and rabbitmqctl cannot close its connections")
+        if "db" not in self.targets:
+            reasons.append(f"database session terminations: {connection.vendor} has no server "
+                           "sessions (PostgreSQL only)")
+        return reasons
 
     def done(self, kind: str) -> int:
         if kind == "worker":
@@ -212,10 +231,26 @@ class Chaos:
 
     def _broker(self) -> None:
         """kill -9 the private server; it comes back from its AOF after a pause."""
+        if self.broker is None:
+            self.counts["broker"] += 1
+            self.counts["amqp-closed"] += close_amqp_connections(self._service_pids())
+            return
         self.broker.kill()
         self.counts["broker"] += 1
         time.sleep(self.rng.uniform(0.5, 2.5))
         self.broker.start()
+
+    def _service_pids(self) -> list[int]:
+        pids = list(self.producer_pids)
+        for proc in [*self.service.workers.values(), self.service.promoter, self.service.beat]:
+            if proc is None or proc.process is None:
+                continue
+            try:
+                main = psutil.Process(proc.pid)
+                pids += [main.pid, *(child.pid for child in main.children(recursive=True))]
+            except psutil.NoSuchProcess:
+                pass
+        return pids
 
     def _db(self) -> None:
         """Terminate every other session on the test database (workers, promoter, beat,
@@ -253,5 +288,44 @@ class Chaos:
 
     def summary(self) -> str:
         keys = ("worker-child", "worker-main", "worker-group", "promoter", "beat", "broker",
-                "db-terminations", "db-sessions", "pauses", "exits")
+                "amqp-closed", "db-terminations", "db-sessions", "pauses", "exits")
         return " ".join(f"{k}={self.counts[k]}" for k in keys)
+
+
+def rabbitmqctl_works(broker_url: str) -> bool:
+    """True when the broker is a local RabbitMQ that ``rabbitmqctl`` here can manage."""
+    if not broker_url.startswith("amqp") or shutil.which("rabbitmqctl") is None:
+        return False
+    try:
+        return subprocess.run(["rabbitmqctl", "-q", "status"], capture_output=True,
+                              timeout=30).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def close_amqp_connections(pids: list[int]) -> int:
+    """Close, on the broker's side, the AMQP connections of these processes (and only
+    theirs: the RabbitMQ is shared); returns how many.
+
+    Matched by the client's local port: ``rabbitmqctl list_connections`` gives each
+    connection's peer port, psutil the ports our processes hold to 5672.
+    """
+    ports = set()
+    for pid in pids:
+        try:
+            for conn in psutil.Process(pid).net_connections(kind="tcp"):
+                if conn.raddr and conn.raddr.port == 5672:
+                    ports.add(conn.laddr.port)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    listed = subprocess.run(["rabbitmqctl", "-q", "list_connections", "pid", "peer_port"],
+                            capture_output=True, text=True, timeout=60).stdout
+    victims = [line.split()[0] for line in listed.splitlines()
+               if len(line.split()) == 2 and line.split()[1].isdigit()
+               and int(line.split()[1]) in ports]
+    closing = [subprocess.Popen(["rabbitmqctl", "-q", "close_connection", pid, "soak chaos"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for pid in victims]
+    for proc in closing:
+        proc.wait(60)
+    return len(victims)
