@@ -4,8 +4,7 @@
 the promoter, beat, and (when the session owns it) the private broker.
 ``Chaos`` kills them by a seeded random choice that keeps each kind of
 fault on pace to reach its minimum (``plan.ChaosTargets``) by the time the
-producers finish, and records what it did: the counts, and when beat was
-alive (the checker's cron windows).
+producers finish, and counts what it did.
 """
 
 from __future__ import annotations
@@ -42,8 +41,6 @@ class Service:
     workers: dict[str, processes.ServiceProcess] = field(default_factory=dict)
     promoter: processes.ServiceProcess | None = None
     beat: processes.ServiceProcess | None = None
-    #: (wall-clock start, end or None): when a beat process was up.
-    beat_alive: list[list[float | None]] = field(default_factory=list)
     #: Process groups of killed worker main processes whose pool children may linger.
     orphan_groups: set[int] = field(default_factory=set)
     #: Where each worker's latest start begins in its (appended) log.
@@ -61,11 +58,6 @@ class Service:
     def start_beat(self) -> None:
         self.beat = processes.beat(self.broker_url, self.tmp, BEAT_MAX_LOOP_INTERVAL="1")
         self.beat.start()
-        self.beat_alive.append([time.time(), None])
-
-    def beat_gone(self) -> None:
-        if self.beat_alive and self.beat_alive[-1][1] is None:
-            self.beat_alive[-1][1] = time.time()
 
     def restart_worker(self, name: str, wait: bool = False) -> None:
         """A new worker process under the same name; without waiting for it to be ready, so
@@ -96,7 +88,6 @@ class Service:
             self.promoter.start()
             revived += 1
         if self.beat is not None and self.beat.process.poll() is not None:
-            self.beat_gone()
             self.start_beat()
             revived += 1
         server = broker_plugin.private_server()
@@ -108,7 +99,6 @@ class Service:
     def stop_beat(self) -> None:
         if self.beat is not None:
             self.beat.stop()
-            self.beat_gone()
             self.beat = None
 
     def stop(self) -> None:
@@ -225,7 +215,6 @@ class Chaos:
 
     def _beat(self) -> None:
         self.service.beat.kill_group()
-        self.service.beat_gone()
         self.counts["beat"] += 1
         self.service.start_beat()
 
