@@ -51,7 +51,10 @@ def shared_service_stopped(service: dict) -> Iterator[None]:
         yield
     finally:
         for proc in (service["worker"], service["promoter"]):
+            seen = len(proc.log_text())  # its log is appended: wait for this start's line
             proc.start()
+            processes.wait_for(lambda proc=proc, seen=seen: proc.ready_text in
+                               proc.log_text()[seen:], 60, message=f"{proc.args[:4]} restart")
 
 
 def _producers(broker_url: str, tmp: Path, out: Path, size: int, seed: int,
