@@ -76,7 +76,7 @@ class Producer:
             due = started + self.seconds * self.added / self.count
             self.cancel_active_ones()
             if time.monotonic() < due:
-                time.sleep(min(0.05, due - time.monotonic()))
+                time.sleep(max(0.0, min(0.05, due - time.monotonic())))
                 continue
             self.one_transaction()
         deadline = time.monotonic() + 60
