@@ -93,12 +93,28 @@ def service(broker, shared_worker, shared_promoter, transactional_db):
 def pytest_addoption(parser) -> None:
     parser.addoption("--soak", action="store_true", default=False,
                      help="run the long soak (20,000 jobs under chaos); .ci/run passes it")
+    parser.addoption("--soak-size", type=int, default=None,
+                     help="jobs in the soak (make soak: 100,000); implies --soak")
+    parser.addoption("--soak-seed", type=int, default=None,
+                     help="replay a soak: the seed its summary line printed")
 
 
 @pytest.fixture
 def soak_size(request) -> int:
-    """20,000 jobs with --soak; a 400-job version in the default run."""
+    """--soak-size N; 20,000 jobs with --soak (CI); a 400-job version in the default run."""
+    size = request.config.getoption("--soak-size")
+    if size is not None:
+        return size
     return 20_000 if request.config.getoption("--soak") else 400
+
+
+@pytest.fixture
+def soak_seed(request) -> int:
+    """--soak-seed to replay a run; otherwise a fresh seed, printed in the summary line."""
+    import random
+
+    seed = request.config.getoption("--soak-seed")
+    return seed if seed is not None else random.SystemRandom().randrange(1, 10**9)
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from tasks.jobs.states import ALL_STATES, JobState
 from tasks.models import Job
 from tasks.operate import actions
 from tasks.upkeep import retention
+from tasks.worker import presence
 
 
 class Queue:
@@ -70,6 +71,17 @@ class Queue:
 
     def retry_failed(self, by: str = "system") -> int:
         return actions.retry_failed(self.name.value, by)
+
+    def pause(self, by: str = "system") -> None:
+        """BullMQ's ``queue.pause()``: workers on every host stop taking its jobs within a
+        heartbeat (``presence.HEARTBEAT_EVERY_S``); jobs still queue up."""
+        presence.pause_queue(self.name, by)
+
+    def resume(self, by: str = "system") -> None:
+        presence.resume_queue(self.name, by)
+
+    def is_paused(self) -> bool:
+        return self.name.value in presence.paused_queues()
 
     retry_job = staticmethod(actions.retry_job)
     promote_job = staticmethod(actions.promote_job)

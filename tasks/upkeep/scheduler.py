@@ -9,7 +9,9 @@ before it saved ``last_run_at``, add one job per firing, never two.
 The fire time is the schedule's nominal time, not the moment beat woke up:
 - crontab: the first cron time after the entry's last run (what every beat
   process computes alike), to the minute, in UTC;
-- interval: the start of the current ``every``-long bucket since the epoch.
+- interval: the start of an ``every``-long bucket since the epoch: the one after
+  the last firing, so a tick late by more than ``every`` (or a beat restarted)
+  still fires each bucket once, back to ``MAX_CATCH_UP_S``; else the current one.
 
 Daylight-saving rule (crontab in a zone with DST, e.g. Europe/Berlin 02:30):
 a wall time skipped by spring-forward runs once, at the same UTC instant it
@@ -43,13 +45,24 @@ def firing_time(schedule, last_run_at: datetime, now: datetime) -> datetime:
         return (start + delta).astimezone(UTC).replace(second=0, microsecond=0)
     if isinstance(schedule, schedules.schedule):
         every = max(schedule.run_every.total_seconds(), 1.0)
-        bucket = int(now.timestamp() // every) * every
+        bucket = current = int(now.timestamp() // every) * every
+        if last_run_at is not None:
+            # The bucket after the last firing, not the current one: a tick late by more
+            # than ``every`` (a slow database write, a beat restarted) would skip it.
+            following = (int(last_run_at.timestamp() // every) + 1) * every
+            if current - MAX_CATCH_UP_S <= following < current:
+                bucket = following
         return datetime.fromtimestamp(bucket, UTC)
     clocked_time = getattr(schedule, "clocked_time", None)  # django-celery-beat's clocked
     if clocked_time is not None:
         return clocked_time.astimezone(UTC).replace(microsecond=0)
     raise SchedulingError(f"{schedule!r} has no firing time every beat agrees on (solar?): "
                           "use a crontab, an interval or a clocked time")
+
+
+#: An interval firing missed by a late tick or while no beat ran is still fired if it
+#: fell due this recently (one per tick, oldest first); older ones are not replayed.
+MAX_CATCH_UP_S = 60.0
 
 
 def firing_job_id(schedule_name: str, fire_time: datetime) -> str:
@@ -82,9 +95,12 @@ def interval_due(every_s: float, last_run_at: datetime, now: datetime) -> schedu
     them, skip a bucket; aligning the due time to the buckets cannot.
     """
     every_s = max(every_s, 1.0)
-    to_next = every_s - (now.timestamp() % every_s)
-    due = int(now.timestamp() // every_s) > int(last_run_at.timestamp() // every_s)
-    return schedules.schedstate(due, to_next)
+    current = int(now.timestamp() // every_s)
+    last = int(last_run_at.timestamp() // every_s)
+    # Behind by more than this firing (a late tick, a restarted beat): look again at once,
+    # so the missed buckets (``firing_time``) are fired now, not one per interval.
+    to_next = 0.0 if current > last + 1 else every_s - (now.timestamp() % every_s)
+    return schedules.schedstate(current > last, to_next)
 
 
 class _Firing:
@@ -178,6 +194,11 @@ class RecordedEntry(ModelEntry):
         return schedules.schedstate(False, DISABLED_RECHECK_S)
 
 
+def _plain_interval(schedule: Any) -> bool:
+    return isinstance(schedule, schedules.schedule) and not isinstance(
+        schedule, schedules.crontab)
+
+
 class ExactlyOnceScheduler(DatabaseScheduler):
     """``DatabaseScheduler`` whose firings are deduplicated by (schedule, fire time)."""
 
@@ -188,12 +209,22 @@ class ExactlyOnceScheduler(DatabaseScheduler):
         if gate is not None:
             return gate
         schedule = entry.schedule
-        plain_interval = isinstance(schedule, schedules.schedule) and not isinstance(
-            schedule, schedules.crontab
-        )
-        if not plain_interval or not entry.last_run_at:
+        if not _plain_interval(schedule) or not entry.last_run_at:
             return entry.is_due()
         return interval_due(schedule.run_every.total_seconds(), entry.last_run_at, self.app.now())
+
+    def reserve(self, entry):
+        """Celery's, but an interval firing's last run is its nominal time, not the moment
+        beat got to it: the next tick then sees the following bucket due, and fires it
+        even when this tick was late (``firing_time``)."""
+        new_entry = super().reserve(entry)
+        if _plain_interval(entry.schedule) and entry.last_run_at:
+            last = entry.last_run_at
+            if timezone.is_naive(last):
+                last = timezone.make_aware(last, UTC)
+            fire_time = firing_time(entry.schedule, last, self.app.now())
+            new_entry.last_run_at = new_entry.model.last_run_at = fire_time
+        return new_entry
 
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
         """Celery's own ``apply_async``, with the firing's job id as the task id.

@@ -87,7 +87,11 @@ class JobWorkerStep(bootsteps.StartStopStep):
             self.refuse_unsafe_broker(consumer)
         self.started_at = self.started_at or timezone.now()
         self.own_queues = self.own_queues or sorted(consumer.app.amqp.queues.consume_from)
-        self.cancelled = set()
+        # Not an empty set: this also runs when the consumer restarts after the broker
+        # connection was lost, and Celery's restarted consumer still leaves out the queues
+        # a pause deselected. Forgetting them would leave a queue resumed meanwhile
+        # unconsumed by this worker for good (found by the full-strength soak).
+        self.cancelled = set(self.own_queues) - set(consumer.app.amqp.queues.consume_from)
         self.count_decode_errors(consumer)
         self.guard_strategies(consumer)
         refuse_non_job_tasks(consumer)  # job tasks only (tasks/worker/admission.py)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from celery.exceptions import Retry
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from tasks.enqueue.task import RecordingTask
@@ -217,7 +217,7 @@ class JobTask(RecordingTask):
                 logger.exception("job %s: computing the backoff failed; failing it now", job.id,
                                  extra=self._extra(job.id))
         try:
-            state = self._record_failure(job.id, entry, retry_in, now, won)
+            state = self._record_failure_reconnecting(job.id, entry, retry_in, now, won)
         except Exception as problem:
             logger.exception("job %s: recording its failure failed; recording it reduced",
                              job.id, extra=self._extra(job.id))
@@ -247,6 +247,28 @@ class JobTask(RecordingTask):
             if state == JobState.FAILED:
                 canvas.after_failure(job_id, won.canvas, won.group_id, entry["error"])
         return state
+
+    def _record_failure_reconnecting(self, job_id: str, entry: dict,
+                                     retry_in: timedelta | None, now: datetime,
+                                     won: lifecycle.Claim) -> str | None:
+        """``_record_failure``, once more on a new connection when the database dropped this one.
+
+        A connection terminated under the worker (a failover, ``pg_terminate_backend``)
+        refused nothing: falling through to the reduced record would fail for good a job
+        that had attempts left (found by the full-strength soak on PostgreSQL). The
+        second try is safe: if the first committed after all, the job is no longer
+        active in this run and nothing changes.
+        """
+        try:
+            return self._record_failure(job_id, entry, retry_in, now, won)
+        except (InterfaceError, OperationalError):
+            if connection.in_atomic_block:
+                raise
+            logger.warning("job %s: the database connection failed while recording its "
+                           "failure; recording it again on a new connection", job_id,
+                           extra=self._extra(job_id))
+            connection.close()
+            return self._record_failure(job_id, entry, retry_in, now, won)
 
     def _retryable(self, exc: BaseException) -> bool:
         return not isinstance(exc, self.fail_on) and isinstance(exc, self.retry_on)

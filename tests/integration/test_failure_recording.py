@@ -46,3 +46,49 @@ def test_a_stored_backoff_beyond_the_bound_retries_after_a_day_not_a_crash(servi
     waited = job.run_at - before
     assert timedelta(milliseconds=MAX_BACKOFF_MS) - timedelta(minutes=1) < waited
     assert waited < timedelta(milliseconds=MAX_BACKOFF_MS) + timedelta(minutes=1)
+
+
+def test_a_connection_dropped_while_recording_a_retry_still_retries(transactional_db,
+                                                                    monkeypatch):
+    """Found by the full-strength soak on PostgreSQL: the connection terminated while a
+    failed attempt was being recorded; the fallback recorded it reduced and without its
+    retry, so a job with attempts left ended failed."""
+    from celery.exceptions import Retry
+
+    from tasks.enqueue.task import get_task
+    from tasks.jobs.errors import TransientJobError
+    from tasks.worker import lifecycle
+    from tasks.worker.job import JobContext
+
+    # given a claimed job with attempts left
+    job_id = add_job(QueueName.DATA_PROCESSING, "flaky", {"key": "dropped"}, attempts=3)
+    won = lifecycle.claim(job_id, "w@host")
+    real, calls = lifecycle.record_failure, []
+
+    def connection_dropped_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # what psycopg raises when the server ends the session
+            from django.db import OperationalError
+
+            raise OperationalError("terminating connection due to administrator command")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "record_failure", connection_dropped_once)
+    task = get_task(QueueName.DATA_PROCESSING, "flaky")
+    job = JobContext(id=job_id, queue="data-processing", name="flaky", data={"key": "dropped"},
+                     attempts_made=won.attempts_made, max_attempts=won.max_attempts)
+    # when its failure is recorded and the first write loses the connection
+    try:
+        raise TransientJobError("upstream down")
+    except TransientJobError as exc:
+        raised = None
+        try:
+            task._fail(job, won, exc, timezone.now())
+        except Retry as retry:
+            raised = retry
+    # then it is retried by its backoff, its error recorded in full
+    assert raised is not None and len(calls) == 2
+    row = Job.objects.get(pk=job_id)
+    assert row.state == "delayed", (row.state, row.errors)
+    assert row.errors[-1]["error"] == "TransientJobError: upstream down"
+    assert row.errors[-1]["traceback"]

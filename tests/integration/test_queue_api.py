@@ -29,6 +29,19 @@ def test_registry_refuses_undeclared_queues():
     assert [q.name for q in queue_registry.all()] == list(QueueName)
 
 
+def test_pause_and_resume_from_the_queue_object(db):
+    # given a queue object, as BullMQ's queue.pause()/resume()
+    queue = queue_registry.get_queue(QueueName.EMAIL)
+    assert not queue.is_paused()
+    # when it is paused, then the flag every worker reads is set, for this queue only
+    queue.pause(by="ops")
+    assert queue.is_paused()
+    assert not queue_registry.get_queue(QueueName.ANALYTICS).is_paused()
+    # when it is resumed, then the flag is cleared
+    queue.resume(by="ops")
+    assert not queue.is_paused()
+
+
 def test_clean_by_state_and_grace(db):
     queue = queue_registry.get_queue(QueueName.DATA_PROCESSING)
     _finished("data-processing", "completed", timedelta(hours=2), 5, "old")

@@ -12,6 +12,7 @@ import pytest
 
 from tasks.models import Job
 from tasks.queues import QueueName, add_job
+from tasks.worker import presence
 from tests import broker_plugin, processes
 from tests.integration.helpers import wait_state
 from tests.processes import supervise, wait_for
@@ -115,3 +116,30 @@ def test_redis_killed_during_a_burst_of_1000_enqueues_loses_nothing(private_redi
     time.sleep(2)
     runs = Execution.objects.filter(key__startswith="burst").count()
     assert runs == 1000, f"{runs} executions for 1000 jobs"
+
+
+def test_queue_resumed_while_the_broker_was_down_is_consumed_again(private_redis, service):
+    """Found by the full-strength soak (seed 248853528): a queue paused, then the broker
+    lost, then the queue resumed before the worker reconnected was never consumed again
+    by that worker. Celery's restarted consumer keeps the paused queue deselected; the
+    worker's pause bookkeeping had forgotten it deselected it, so it never added it back.
+    """
+    worker = service["worker"]
+    pid = worker.pid
+    seen = len(worker.log_text())
+    presence.pause_queue(QueueName.DATA_PROCESSING, by="ops")
+    try:
+        wait_for(lambda: "queue data-processing is paused" in worker.log_text()[seen:], 10,
+                 message="the worker to stop consuming data-processing")
+        private_redis.kill()
+        presence.resume_queue(QueueName.DATA_PROCESSING, by="ops")  # while the broker is down
+        time.sleep(1.0)
+        seen = len(worker.log_text())
+        private_redis.start()
+        wait_for(lambda: "Connected to" in worker.log_text()[seen:], 30,
+                 message="the worker to reconnect")
+        job_id = add_job(QueueName.DATA_PROCESSING, "record", {"key": "after-resume"})
+        wait_state(job_id, "completed", timeout=20)
+        assert worker.pid == pid  # the same worker process reconnected: no restart hid it
+    finally:
+        presence.resume_queue(QueueName.DATA_PROCESSING, by="ops")

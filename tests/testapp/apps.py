@@ -7,4 +7,4 @@ class TestAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tests.testapp import option_processors, processors  # noqa: F401
+        from tests.testapp import option_processors, processors, soak_processors  # noqa: F401

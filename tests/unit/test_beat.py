@@ -68,3 +68,32 @@ def test_interval_is_due_once_per_bucket_whatever_the_loop_latency():
     # but not twice in one bucket
     state = interval_due(2, t0 + timedelta(seconds=2.01), t0 + timedelta(seconds=3.5))
     assert not state.is_due and abs(state.next - 0.5) < 1e-6
+
+
+def test_a_tick_late_by_more_than_the_interval_fires_the_bucket_it_would_skip():
+    """Found by the full-strength soak: a 1 s schedule's tick delayed 1.3 s by a slow
+    database write named the current bucket, and the one before it never fired."""
+    every = schedules.schedule(timedelta(seconds=1))
+    t0 = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)
+    # given bucket t0 fired (its nominal time is the last run), when the next tick is
+    # 2.4 s later, then it fires bucket t0+1, and the tick after that bucket t0+2
+    assert firing_time(every, t0, t0 + timedelta(seconds=2.4)) == t0 + timedelta(seconds=1)
+    assert firing_time(every, t0 + timedelta(seconds=1), t0 + timedelta(seconds=2.5)) == (
+        t0 + timedelta(seconds=2))
+    # a bucket missed longer ago than MAX_CATCH_UP_S is not replayed
+    from tasks.upkeep.scheduler import MAX_CATCH_UP_S
+
+    late = t0 + timedelta(seconds=MAX_CATCH_UP_S + 5.5)
+    assert firing_time(every, t0, late) == late.replace(microsecond=0)
+
+
+def test_an_interval_behind_by_several_buckets_is_checked_again_at_once():
+    from tasks.upkeep.scheduler import interval_due
+
+    t0 = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)
+    # last fired bucket t0, now in bucket t0+3: due, and due again right after this firing
+    state = interval_due(1, t0, t0 + timedelta(seconds=3.5))
+    assert state.is_due and state.next == 0
+    # one bucket behind: this firing catches up; the next check waits for the next bucket
+    state = interval_due(1, t0, t0 + timedelta(seconds=1.25))
+    assert state.is_due and abs(state.next - 0.75) < 1e-6
