@@ -60,9 +60,14 @@ def test_a_connection_dropped_while_recording_a_retry_still_retries(transactiona
     from tasks.worker import lifecycle
     from tasks.worker.job import JobContext
 
-    # given a claimed job with attempts left
-    job_id = add_job(QueueName.DATA_PROCESSING, "flaky", {"key": "dropped"}, attempts=3)
+    # given a claimed job with attempts left (a row with no message: no worker of the
+    # session may claim it first)
+    now = timezone.now()
+    job_id = Job.objects.create(id="dropped-1", queue="data-processing", name="flaky",
+                                data={"key": "dropped"}, max_attempts=3, created_at=now,
+                                enqueued_at=now, published_at=now).pk
     won = lifecycle.claim(job_id, "w@host")
+    assert won is not None
     real, calls = lifecycle.record_failure, []
 
     def connection_dropped_once(*args, **kwargs):
