@@ -127,3 +127,14 @@ def _live_stream_stopped() -> Iterator[None]:
     if config.live_stream is not None:
         config.live_stream.stop()
         config.live_stream = None
+
+
+@pytest.fixture
+def own_fastpaths(monkeypatch):
+    """This process's fast paths, all wanted, whatever JOB_FASTPATH says for the run."""
+    from tasks import fastpath
+    from tasks.fastpath.registry import Fastpaths
+
+    paths = Fastpaths(frozenset(fastpath.NAMES))
+    monkeypatch.setitem(celery_app.__dict__, "intelgraph_fastpaths", paths)
+    return paths

@@ -30,14 +30,6 @@ from tests.testapp.models import Execution
 DP = QueueName.DATA_PROCESSING
 
 
-@pytest.fixture
-def own_fastpaths(monkeypatch) -> Fastpaths:
-    """This process's fast paths, all wanted, whatever JOB_FASTPATH says for the run."""
-    paths = Fastpaths(frozenset(fastpath.NAMES))
-    monkeypatch.setitem(current_app.__dict__, "intelgraph_fastpaths", paths)
-    return paths
-
-
 def _redis() -> bool:
     return current_app.conf.broker_url.startswith("redis")
 

@@ -13,7 +13,6 @@ import json
 import pytest
 from celery import current_app
 
-from tasks import fastpath
 from tasks.enqueue.sending import StockSender
 from tasks.fastpath import redis_clients, redis_push, templates
 from tasks.fastpath.registry import Fastpaths
@@ -27,14 +26,6 @@ from tests.processes import wait_for
 from tests.testapp.processors import record
 
 PUSH = (redis_clients.PATH, templates.PATH, redis_push.PATH)
-
-
-@pytest.fixture
-def own_fastpaths(monkeypatch) -> Fastpaths:
-    """This process's fast paths, all wanted, whatever JOB_FASTPATH says for the run."""
-    paths = Fastpaths(frozenset(fastpath.NAMES))
-    monkeypatch.setitem(current_app.__dict__, "intelgraph_fastpaths", paths)
-    return paths
 
 
 def _redis() -> bool:
