@@ -192,6 +192,7 @@ class BullMQSide:
     system = "bullmq"
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115  (closed in shutdown)
         self.process = subprocess.Popen(
             command("serve", env["BENCH_BULLMQ_URL"]), cwd=DIR, env=env, text=True,
@@ -200,11 +201,15 @@ class BullMQSide:
         )  # fmt: skip
 
     def ask(self, scenario: str, **options: object) -> dict:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"bench.mjs serve exited ({self.process.returncode})")
-        self.process.stdin.write(json.dumps({"scenario": scenario, **options}) + "\n")
-        self.process.stdin.flush()
-        return parse_line(self.process.stdout.readline())
+        """Run one scenario in the serve process; its figures."""
+        try:
+            self.process.stdin.write(json.dumps({"scenario": scenario, **options}) + "\n")
+            self.process.stdin.flush()
+            return parse_line(self.process.stdout.readline())
+        except (OSError, ValueError) as error:
+            self._log.flush()
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"bullmq {scenario}: {error}\n{tail}") from error
 
     def one_at_a_time(self, task: str, count: int) -> float:
         """Seconds for ``count`` ``queue.add`` calls, each awaited before the next."""

@@ -205,6 +205,35 @@ def test_npm_ci_runs_once_per_lock_file(fake_install: Path):
     assert (fake_install / "npm-calls").read_text().count("ci") == 2
 
 
+def test_the_enqueuing_side_sends_one_json_line_and_reads_one_back(fake_install: Path,
+                                                                   tmp_path: Path):
+    """The serve protocol, with a stand-in node that echoes the command it got."""
+    _tool(fake_install, "node", 'while read line; do echo "{\\"seconds\\": 0.5, '
+                                '\\"got\\": $line}"; done\n')
+    env = {"PATH": str(fake_install), "BENCH_BULLMQ_URL": "redis://127.0.0.1:7001/2"}
+    side = bullmq.BullMQSide(env, tmp_path / "serve.log")
+    try:
+        assert side.one_at_a_time("noop", 200) == 0.5
+        assert side.ask("enqueue-bulk", jobs=3, data={"ms": 10})["got"] == {
+            "scenario": "enqueue-bulk", "jobs": 3, "data": {"ms": 10}}
+        with pytest.raises(ValueError, match="one payload"):
+            side.bulk("probe", [{"kind": "a"}, {"kind": "b"}])
+    finally:
+        side.shutdown()
+    assert side.process.returncode == 0
+
+
+def test_a_failing_enqueuing_side_raises_with_its_log(fake_install: Path, tmp_path: Path):
+    _tool(fake_install, "node", 'read line; echo "Error: boom" >&2; exit 1\n')
+    env = {"PATH": str(fake_install), "BENCH_BULLMQ_URL": "redis://127.0.0.1:7001/2"}
+    side = bullmq.BullMQSide(env, tmp_path / "serve.log")
+    try:
+        with pytest.raises(RuntimeError, match="(?s)enqueue-one: bench.mjs printed nothing.*boom"):
+            side.one_at_a_time("noop", 200)
+    finally:
+        side.shutdown()
+
+
 # --- the table, the chart and ab.py with a third system ---------------------------------
 
 
