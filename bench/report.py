@@ -13,6 +13,8 @@ LATENESS_P99_TARGET_S = 1.0
 PROMOTER_TARGET_RATE = 5000
 RSS_TOLERANCE_MB = 10
 PRIORITY_CONCURRENCY = 2
+#: Issue 17's first milestone for the batched no-op drain (jobs/s, one process).
+BATCHED_MILESTONE = 5000
 
 
 def _fmt(value, unit: str = "") -> str:
@@ -102,6 +104,22 @@ def _throughput_rows(db: str, t: dict) -> list:
             "",
         ),
         _rate_row(f"2 drain 10 ms sleeps, threads c8 ({n['sleep']:,})", db, s, p, "sleep_rate"),
+        *_batched_rows(db, s, p, n),
+    ]
+
+
+def _batched_rows(db: str, s: dict, p: dict, n: dict) -> list:
+    """The batched drain (service only) against plain Celery's drain at concurrency 2."""
+    if "batched_drain_rate" not in s:
+        return []
+    ratio = s["batched_drain_rate"] / p["drain_rate"]
+    return [
+        (f"2 drain no-op, batched 100/msg, prefork c1 ({n['bulk']:,}) vs plain c2", db,
+         _fmt(s["batched_drain_rate"], "/s"), _fmt(p["drain_rate"], "/s"), f"{ratio:.2f}×",
+         f"≥ {BATCHED_MILESTONE:,}/s", _verdict(s["batched_drain_rate"] >= BATCHED_MILESTONE)),
+        ("  worker CPU per job (batched)", db,
+         _fmt(s["batched_drain_worker_cpu_us_per_job"], " µs"),
+         _fmt(p["drain_worker_cpu_us_per_job"], " µs"), "", "", ""),
     ]
 
 
