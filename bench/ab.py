@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.a is None:
         parser.error("--a is required (or --analyse DIR)")
+    args.out = args.out.resolve()  # each side runs in its own checkout: no relative path
     args.out.mkdir(parents=True, exist_ok=True)
     sides = {"a": args.a.resolve(), "b": args.b.resolve()}
     runs: dict[str, list[dict]] = {"a": [], "b": []}

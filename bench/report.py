@@ -19,6 +19,8 @@ LATENESS_P99_TARGET_S = 1.0
 PROMOTER_TARGET_RATE = 5000
 RSS_TOLERANCE_MB = 10
 PRIORITY_CONCURRENCY = 2
+#: Issue 17's first milestone for the batched no-op drain (jobs/s, one process).
+BATCHED_MILESTONE = 5000
 
 HEADER = ("scenario", "db", "service", "plain Celery", "BullMQ", "service/plain",
           "service/BullMQ", "target", "")  # fmt: skip
@@ -106,7 +108,24 @@ def _throughput_rows(db: str, t: dict) -> list:
                     fmt(b[key], "/s"), "", _ratio(s["drain_rate"], b[key]), "", ""))  # fmt: skip
     out.append(_row(f"2 drain 10 ms sleeps, threads c8 ({n['sleep']:,})", db, s, p, b,
                     "sleep_rate", "/s"))  # fmt: skip
-    return out
+    return out + _batched_rows(db, s, p, b, n)
+
+
+def _batched_rows(db: str, s: dict, p: dict, b: dict | None, n: dict) -> list:
+    """The batched drain (service only, prefork c1) against plain Celery's drain (c2) and
+    BullMQ's at concurrency 1 (issue 17's target: >= 1.0x BullMQ c1)."""
+    if "batched_drain_rate" not in s:
+        return []
+    rate, bull = s["batched_drain_rate"], _get(b, "drain_c1_rate")
+    return [
+        (f"2 drain no-op, batched 100/msg, prefork c1 ({n['bulk']:,}); plain c2, BullMQ c1",
+         db, fmt(rate, "/s"), fmt(p["drain_rate"], "/s"), fmt(bull, "/s"),
+         _ratio(rate, p["drain_rate"]), _ratio(rate, bull),
+         f"≥ {BATCHED_MILESTONE:,}/s, ≥ 1.0× BullMQ c1",
+         _verdict(rate >= BATCHED_MILESTONE and (bull is None or rate >= bull))),
+        ("  worker CPU per job (batched)", db, fmt(s["batched_drain_worker_cpu_us_per_job"], " µs"),
+         fmt(p["drain_worker_cpu_us_per_job"], " µs"), "", "", "", "", ""),
+    ]  # fmt: skip
 
 
 def _latency_rows(db: str, t: dict) -> list:

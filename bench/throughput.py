@@ -5,7 +5,9 @@ Per run and system (the order alternates between runs):
 1b. ``bulk``: N no-op jobs in batches of 1,000 (``add_bulk`` / ``apply_async``
     on one kombu producer per batch), no worker running;
 2a. ``drain``: one prefork worker, concurrency 2, drains the 1b jobs;
-2b. ``sleep``: jobs that sleep 10 ms, drained by one worker with 8 threads.
+2b. ``sleep``: jobs that sleep 10 ms, drained by one worker with 8 threads;
+2c. ``batched`` (service only): the 1b jobs of a ``@processor(batch=100)``, one
+    message per 100 jobs, drained by one prefork worker at concurrency 1.
 Drain rate = jobs / (counter first > 0 → counter = jobs): start-up is not counted.
 
 BullMQ (when the suite runs it): 1a with awaited ``queue.add`` calls, 1b with
@@ -26,6 +28,8 @@ from bench.instrument.keys import COUNTER_KEY
 
 SLEEP_MS = 10
 SLEEP_THREADS = 8
+#: Jobs per message of the batched no-op (``bench-noop-batch``).
+BATCH = 100
 
 
 def sizes(short: bool, jobs: int | None = None) -> dict[str, int]:
@@ -102,6 +106,15 @@ def one_run(ctx: Context, system: str, n: dict[str, int]) -> dict:
     _verify_completed(system, "bench-noop", n["bulk"])
     out.update({f"drain_{k}": v for k, v in drain.items()})
 
+    if system == "service":
+        ctx.reset()
+        side.bulk("noop-batch", [{}] * n["bulk"])
+        ctx.expect_depth(system, -(-n["bulk"] // BATCH))
+        side.close()
+        batched = _drain(ctx, system, n["bulk"], "batched", "prefork", 1)
+        _verify_completed(system, "bench-noop-batch", n["bulk"])
+        out.update({f"batched_{k}": v for k, v in batched.items()})
+
     ctx.reset()
     side.bulk("sleep", [{"ms": SLEEP_MS}] * n["sleep"])
     side.close()
@@ -147,6 +160,9 @@ def _summary(r: dict) -> str:
         text += f" at concurrency {r['drain_concurrency']} ({tried})"
     if "sleep_rate" in r:
         text += f", sleep-10ms {r['sleep_rate']:.0f}/s"
+    if "batched_drain_rate" in r:
+        text += (f", batched c1 {r['batched_drain_rate']:.0f}/s "
+                 f"({r['batched_drain_worker_cpu_us_per_job']:.0f} µs CPU/job)")
     return text
 
 

@@ -83,3 +83,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 
 CELERY_BEAT_SCHEDULER = "tasks.upkeep.scheduler:ExactlyOnceScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("BEAT_MAX_LOOP_INTERVAL", default=5)
+# Each firing's last run is written to the schedule's row at once (one UPDATE), not every
+# 3 minutes (Celery's default): a beat killed with -9 and restarted then catches up from
+# its real last firing. With a row minutes stale, the missed firings fell outside the
+# catch-up window (``tasks.upkeep.scheduler.MAX_CATCH_UP_S``) and were skipped (issue 18).
+CELERY_BEAT_SYNC_EVERY = 1

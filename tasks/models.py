@@ -11,27 +11,40 @@ from tasks.jobs.permissions import CUSTOM as JOB_PERMISSIONS
 from tasks.jobs.states import JobState
 
 
-class StateLiteral(models.Value):
-    """A job state written into the SQL text (``state = 'waiting'``), not bound as ``?``.
+class Literal(models.Value):
+    """A constant written into the SQL text (``state = 'waiting'``), not bound as ``?``.
 
-    SQLite plans a statement from its text. From ``state = ?`` it cannot tell
-    that a partial index ``WHERE state = 'waiting'`` applies: the plan is a
-    scan of the whole table (EXPLAIN QUERY PLAN without values). SQLite 3.40
-    re-plans once the values are bound and then finds the index, but that
-    depends on the version and settings (``SQLITE_DBCONFIG_ENABLE_QPSG`` turns
-    it off); the literal does not. The value is a ``JobState``, never input.
+    SQLite plans a statement from its text, and uses a partial index only when
+    the statement repeats the index's condition term for term. From
+    ``state = ?`` it cannot tell that a partial index ``WHERE state =
+    'waiting'`` applies: the plan is a scan of the whole table (EXPLAIN QUERY
+    PLAN without values). SQLite 3.40 re-plans once the values are bound and
+    may then find the index, but that depends on the version and settings
+    (``SQLITE_DBCONFIG_ENABLE_QPSG`` turns it off); the literal does not. Only
+    constants of the code are accepted (a ``JobState``, an int, the empty
+    string), never input, so the text needs no quoting.
     """
 
-    def __init__(self, state: JobState | str) -> None:
-        super().__init__(JobState(state).value, output_field=models.CharField())
+    def __init__(self, value: JobState | int | str) -> None:
+        if isinstance(value, bool) or not (
+                isinstance(value, int | JobState) or value == "" or value in ALL_STATE_VALUES):
+            raise TypeError(f"not a literal of the job table's conditions: {value!r}")
+        if isinstance(value, int):
+            super().__init__(int(value), output_field=models.IntegerField())
+        else:
+            super().__init__(JobState(value).value if value else "",
+                             output_field=models.CharField())
 
     def as_sql(self, compiler, connection):
-        return f"'{self.value}'", []
+        return (str(self.value) if isinstance(self.value, int) else f"'{self.value}'"), []
+
+
+ALL_STATE_VALUES = frozenset(state.value for state in JobState)
 
 
 def in_state(state: JobState | str) -> Q:
     """``state = '<state>'`` as a literal, for the queries served by a partial index."""
-    return Q(state=StateLiteral(state))
+    return Q(state=Literal(JobState(state)))
 
 
 class JobQuerySet(models.QuerySet):
@@ -43,6 +56,19 @@ class JobQuerySet(models.QuerySet):
         """Waiting jobs committed before ``before`` whose message was never sent."""
         return self.filter(in_state(JobState.WAITING), published_at__isnull=True,
                            enqueued_at__lt=before)
+
+    def children_of(self, job_id: str) -> JobQuerySet:
+        """The jobs ``job_id`` added (chain, link, flow children), by index ``job_children``."""
+        return self.filter(~Q(parent_id=Literal("")), parent_id=job_id)
+
+    def group_members(self, group_id: str) -> JobQuerySet:
+        """The parts of a Celery group or chord header, by index ``job_group_members``."""
+        return self.filter(~Q(group_id=Literal("")), group_id=group_id)
+
+    def awaiting_retry(self, queue: QueueName | str) -> JobQuerySet:
+        """Delayed jobs of ``queue`` that failed an attempt, by index ``job_retry_wait``."""
+        return self.filter(in_state(JobState.DELAYED), attempts_made__gt=Literal(0),
+                           queue=str(queue))
 
     def waiting(self, queue: QueueName | str) -> JobQuerySet:
         """The waiting jobs of ``queue``, by the waiting-only indexes."""
@@ -155,6 +181,12 @@ class Job(models.Model):
             # Position in the queue: higher priority, or same priority queued earlier.
             models.Index(fields=["queue", "priority", "enqueued_at"], name="job_waiting_ahead",
                          condition=Q(state=JobState.WAITING)),
+            # Jobs that failed an attempt and wait for their retry (/metrics). ``state`` and
+            # ``attempts_made`` are constant or bounded here, but as columns they make SQLite
+            # (no statistics) prefer this index to job_queue_state_created (queue=, state=),
+            # which would walk every delayed job of the queue.
+            models.Index(fields=["queue", "state", "attempts_made"], name="job_retry_wait",
+                         condition=Q(state=JobState.DELAYED, attempts_made__gt=0)),
             # A job's children on its page; a group's members, in order.
             models.Index(fields=["parent_id"], name="job_children", condition=~Q(parent_id="")),
             models.Index(fields=["group_id", "group_index"], name="job_group_members",

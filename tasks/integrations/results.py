@@ -88,7 +88,7 @@ class JobResultBackend(BaseBackend):
             result = {"exc_type": "TaskRevokedError", "exc_module": "celery.exceptions",
                       "exc_message": ["cancelled"]}
         children = [self.app.AsyncResult(child) for child in  # what it started, once it ended
-                    Job.objects.filter(parent_id=task_id).values_list("pk", flat=True)[:100]
+                    Job.objects.children_of(task_id).values_list("pk", flat=True)[:100]
                     ] if status in states.READY_STATES else []
         meta = {"task_id": task_id, "status": status, "result": result, "traceback": traceback,
                 "children": children, "date_done": _iso(row["finished_at"]),

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.cache import cache
-from django.db.models import Min
 from django.utils import timezone
 
-from tasks.jobs.states import ALL_STATES, JobState
+from tasks.jobs.config import JobPriority
+from tasks.jobs.states import ALL_STATES
 from tasks.models import Job
 
 #: Counted exactly on every request up to this many rows per queue and state.
@@ -59,18 +59,15 @@ def queue_counts(queue: str) -> dict[str, StateCount]:
 def oldest_waiting(queue: str) -> datetime | None:
     """When the longest-waiting job of ``queue`` became waiting (``enqueued_at``).
 
-    Exact without scanning the backlog: a job's ``enqueued_at`` is never before
-    its ``created_at``, so once the earliest-created waiting job is known (from
-    the index), only jobs created before its ``enqueued_at`` can have waited
-    longer; usually there are none.
+    One index seek per priority on ``job_waiting_ahead`` (queue, priority,
+    enqueued_at; waiting rows only), never a read of the backlog: one ``MIN``
+    over the queue cannot use an index led by priority. Every path that makes
+    a job waiting stamps ``enqueued_at``.
     """
-    waiting = Job.objects.filter(queue=queue, state=JobState.WAITING)
-    first = waiting.order_by("created_at").values("created_at", "enqueued_at").first()
-    if first is None:
-        return None
-    bound = first["enqueued_at"] or first["created_at"]
-    earlier = waiting.filter(created_at__lt=bound).aggregate(oldest=Min("enqueued_at"))["oldest"]
-    return min(bound, earlier) if earlier else bound
+    firsts = (Job.objects.waiting(queue).filter(priority=int(priority), enqueued_at__isnull=False)
+              .order_by("enqueued_at").values_list("enqueued_at", flat=True).first()
+              for priority in JobPriority)
+    return min((first for first in firsts if first is not None), default=None)
 
 
 def age_seconds(moment: datetime | None, now: datetime | None = None) -> float | None:

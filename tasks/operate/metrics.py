@@ -71,8 +71,7 @@ class JobCollector:
             consumers.add_metric([queue], len(live.get(queue, [])))
             missing.add_metric([queue], sum(queue in w.queues for w in gone))
             paused.add_metric([queue], 1 if queue in paused_now else 0)
-            retrying.add_metric([queue], Job.objects.filter(
-                queue=queue, state=JobState.DELAYED, attempts_made__gt=0).order_by()
+            retrying.add_metric([queue], Job.objects.awaiting_retry(queue).order_by()
                 .values("pk")[:COUNT_CAP].count())
         yield from (jobs, depth, oldest, consumers, missing, paused, retrying)
 

@@ -73,7 +73,7 @@ def _member_done(group_id: str, job_id: str) -> None:
     if group.parent:
         _release_parent(group.parent)
         return
-    results = list(Job.objects.filter(group_id=group_id).order_by("group_index")
+    results = list(Job.objects.group_members(group_id).order_by("group_index")
                    .values_list("result", flat=True))
     logger.info("chord %s complete (%d parts): applying its body", group_id, len(results))
     _apply(group.callback, (results,), job_id)

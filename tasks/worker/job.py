@@ -45,14 +45,15 @@ class JobContext:
         """A flow parent's completed children: ``{child id: its result}``."""
         from tasks.models import Job
 
-        return dict(Job.objects.filter(parent_id=self.id, state="completed")
+        return dict(Job.objects.children_of(self.id).filter(state="completed")
                     .values_list("pk", "result"))
 
     def children_failures(self) -> dict[str, str]:
         """Children that did not complete but let the parent run (``on_failure: ignore``)."""
         from tasks.models import Job
 
-        rows = Job.objects.filter(parent_id=self.id, state__in=("failed", "cancelled"))
+        rows = Job.objects.children_of(self.id).filter(
+            state__in=("failed", "cancelled"))
         return {pk: (errors[-1]["error"] if errors else state)
                 for pk, state, errors in rows.values_list("pk", "state", "errors")}
 

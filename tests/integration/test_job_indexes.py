@@ -20,8 +20,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from tasks.jobs.config import QueueName
-from tasks.models import Job, JobState
-from tasks.operate.dashboard import diagnosis
+from tasks.models import Job, JobState, Literal
+from tasks.operate import counts, metrics
+from tasks.operate.dashboard import diagnosis, views
 from tasks.operate.live import LiveStream
 from tasks.upkeep import promoter, reconciler, retention
 from tasks.worker import lost
@@ -44,6 +45,9 @@ def rows(db):
         _job(4, JobState.ACTIVE, worker="w@host", started_at=old, enqueued_at=old,
              published_at=old, attempts_made=1),
         _job(5, JobState.COMPLETED, started_at=old, finished_at=old, attempts_made=1),
+        _job(6, JobState.DELAYED, run_at=now + timedelta(minutes=5), attempts_made=1),
+        _job(7, JobState.WAITING, enqueued_at=old, published_at=old, priority=1,
+             parent_id="ix-3", group_id="g-1", group_index=0),
     ])
     return Job.objects.get(pk="ix-3")
 
@@ -116,6 +120,15 @@ READ_PATHS = {
                                          "job_queue_state_created"),
     "live events: finished jobs": (lambda job: LiveStream(None, 1.0, False).scan(),
                                    "job_finished"),
+    "a job page's children": (lambda job: views._workflow(job), "job_children"),
+    "a parent's children results": (lambda job: list(Job.objects.children_of(job.pk)
+                                                     .filter(state="completed")),
+                                    "job_children"),
+    "metrics: jobs awaiting retry": (lambda job: list(metrics.JobCollector()
+                                                      ._state_gauges(timezone.now())),
+                                     "job_retry_wait"),
+    "oldest waiting job": (lambda job: counts.oldest_waiting(QueueName.EMAIL),
+                           "job_waiting_ahead"),
 }
 
 
@@ -144,6 +157,10 @@ def test_read_path_uses_its_index(rows, path):
      "job_waiting_published"),
     (lambda now: Job.objects.waiting(QueueName.EMAIL).filter(priority__lt=3),
      "job_waiting_ahead"),
+    (lambda now: Job.objects.children_of("ix-3"), "job_children"),
+    (lambda now: Job.objects.group_members("g-1").order_by("group_index"),
+     "job_group_members"),
+    (lambda now: Job.objects.awaiting_retry(QueueName.EMAIL), "job_retry_wait"),
 ])
 def test_partial_index_is_chosen_from_the_statement_text_alone(db, queryset, index):
     """The literal state, not the bound values, makes the partial index usable.
@@ -171,3 +188,15 @@ def test_the_job_table_keeps_no_index_that_no_query_reads(db):
     found = {name for name, info in constraints.items()
              if info["index"] and not info["primary_key"] and not info["unique"]}
     assert found == declared
+
+
+@pytest.mark.parametrize("value", ["waiting", JobState.DELAYED, "", 0, 3])
+def test_a_literal_is_written_into_the_statement(value):
+    sql, params = Literal(value).as_sql(None, None)
+    assert params == [] and sql == (str(value) if isinstance(value, int) else f"'{value}'")
+
+
+@pytest.mark.parametrize("value", ["x' OR '1'='1", "nope", True, 1.5, None])
+def test_a_literal_takes_only_constants_of_the_code(value):
+    with pytest.raises(TypeError, match="not a literal"):
+        Literal(value)

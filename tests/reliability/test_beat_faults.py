@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
@@ -74,3 +74,29 @@ def test_beat_killed_and_restarted_neither_skips_nor_repeats(beats):
     firings = _firings("restarted")
     gaps = [(b - a).total_seconds() for a, b in zip(firings, firings[1:], strict=False)]
     assert set(gaps) == {4.0}, firings
+
+
+def test_each_firing_is_on_the_schedule_row_before_the_next(beats):
+    """A killed beat restarts from its real last firing, however long it had run.
+
+    Celery writes a schedule's last run every 3 minutes by default: a beat
+    killed after running a while left a row minutes stale, beyond the catch-up
+    window, and the seconds it was down were never fired (the soak saw 36).
+    """
+    _schedule("synced", every=1)
+    first = beats("beat-synced")
+    wait_for(lambda: len(_firings("synced")) >= 4, 30, message="4 firings")
+    time.sleep(0.5)
+    task = PeriodicTask.objects.get(name="synced")
+    latest = _firings("synced")[-1]
+    assert task.last_run_at.replace(tzinfo=None) >= latest - timedelta(seconds=1), \
+        (task.last_run_at, latest)
+    first.signal(signal.SIGKILL)
+    first.process.wait(10)
+    time.sleep(3)  # seconds with no beat
+    beats("beat-synced-2")
+    wait_for(lambda: _firings("synced")[-1] >= latest + timedelta(seconds=8), 30,
+             message="firings after the restart")
+    firings = _firings("synced")
+    gaps = [(b - a).total_seconds() for a, b in zip(firings, firings[1:], strict=False)]
+    assert set(gaps) == {1.0}, firings  # the seconds without a beat were fired on restart

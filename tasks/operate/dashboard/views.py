@@ -158,7 +158,7 @@ def _workflow(job: Job) -> dict:
     return {
         "parent": Job.objects.filter(pk=job.parent_id).only(*fields[1:]).first()
         if job.parent_id else None,
-        "children": list(Job.objects.filter(parent_id=job.pk).only(*fields[1:])
+        "children": list(Job.objects.children_of(job.pk).only(*fields[1:])
                          .order_by("created_at")[:50]),
         "group": JobGroup.objects.filter(pk=job.group_id).first() if job.group_id else None,
     }
