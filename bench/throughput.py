@@ -113,7 +113,7 @@ def one_run(ctx: Context, system: str, n: dict[str, int]) -> dict:
         side.close()
         batched = _drain(ctx, system, n["bulk"], "batched", "prefork", 1)
         _verify_completed(system, "bench-noop-batch", n["bulk"])
-        out.update({f"batched_{k}": v for k, v in batched.items()})
+        out.update({f"batched_drain_{k}": v for k, v in batched.items()})
 
     ctx.reset()
     side.bulk("sleep", [{"ms": SLEEP_MS}] * n["sleep"])
