@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--systems",
         default="service,plain",
-        help="systems scenarios 1-3 and 5 measure (comma-separated; scenario 4 measures both)",
+        help="systems scenarios 1-3 and 5 measure (comma-separated: service, plain, and "
+        "bullmq with BENCH_BULLMQ_URL set; scenario 4 measures service and plain)",
     )
     parser.add_argument("--tmp", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
@@ -48,12 +49,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import plain_app, service_app  # noqa: F401  (django.setup(), task registration)
     from bench.context import Context
-    from bench.harness import SYSTEMS
-    from tasks import fastpath
+    from bench.harness import EXTRA_SYSTEMS, SYSTEMS
 
     systems = tuple(args.systems.split(","))
-    if not systems or set(systems) - set(SYSTEMS):
-        parser.error(f"--systems: a comma-separated subset of {','.join(SYSTEMS)}")
+    known = SYSTEMS + EXTRA_SYSTEMS
+    if not systems or set(systems) - set(known):
+        parser.error(f"--systems: a comma-separated subset of {','.join(known)}")
+    if "bullmq" in systems and not os.environ.get("BENCH_BULLMQ_URL"):
+        parser.error("--systems bullmq needs BENCH_BULLMQ_URL (bench/suite.py sets it)")
 
     call_command("migrate", verbosity=0)
     ctx = Context(
@@ -64,7 +67,20 @@ def main(argv: list[str] | None = None) -> int:
         broker=redis.Redis.from_url(os.environ["BENCH_BROKER_URL"]),
         counter=redis.Redis.from_url(os.environ["BENCH_COUNTER_URL"]),
         systems=systems,
+        bullmq=redis.Redis.from_url(os.environ["BENCH_BULLMQ_URL"]) if "bullmq" in systems else None,
     )
+    try:
+        run_scenarios(ctx, args, parser)
+    finally:
+        ctx.shutdown()
+    return 0
+
+
+def run_scenarios(ctx, args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Each scenario in turn; the figures written after each, so a crash keeps them."""
+    from bench import service_app
+    from tasks import fastpath
+
     results: dict = {}
     for name in args.scenarios.split(","):
         if name not in SCENARIOS:
@@ -92,7 +108,6 @@ def main(argv: list[str] | None = None) -> int:
         results[name]["fastpaths"] = fastpath.status(service_app.app)
         ctx.results = results
         args.out.write_text(json.dumps(results, indent=2) + "\n")  # partial results survive a crash
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Inside one benchmark child process: the database, the broker, and both systems' producers.
+"""Inside one benchmark child process: the database, the broker, and each system's producer.
 
 ``bench/child.py`` imports this after choosing the database (Django reads
 ``DATABASE_URL`` once, at set-up), so each database gets its own child.
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import bullmq
 from bench.harness import QUEUES, SYSTEMS, Worker, queue_depth
 
 BATCH = 1000
@@ -30,13 +31,20 @@ class Context:
     results: dict = field(default_factory=dict)  # earlier scenarios' figures (capacity)
     #: The systems scenarios 1–3 and 5 measure (``--fastpaths`` runs the service alone).
     systems: tuple[str, ...] = SYSTEMS
+    #: redis.Redis on BullMQ's own database, when "bullmq" is one of ``systems``.
+    bullmq: Any = None
     _serial: int = 0
+    _bullmq_side: Any = None
 
     def worker(
         self, system: str, tag: str, *, pool: str = "prefork", concurrency: int = 2
     ) -> Worker:
+        """A Celery worker; for BullMQ a Node process (no pool choice: one process,
+        ``concurrency`` jobs at once)."""
         self._serial += 1
         log = self.tmp / f"worker-{self.database}-{tag}-{system}-{self._serial}.log"
+        if system == "bullmq":
+            return bullmq.NodeWorker(self.env, log, concurrency=concurrency)
         return Worker(system, self.env, log, pool=pool, concurrency=concurrency)
 
     def ensure_own_server(self) -> None:
@@ -48,7 +56,7 @@ class Context:
         URLs) is never flushed.
         """
         expected = self.env.get("BENCH_SERVER_DIR")
-        for client in (self.broker, self.counter):
+        for client in filter(None, (self.broker, self.counter, self.bullmq)):
             actual = client.config_get("dir").get("dir", "")
             if not expected or os.path.realpath(actual) != os.path.realpath(expected):
                 raise RuntimeError(f"refusing to flush the Redis at {client}: it is not the "
@@ -63,12 +71,16 @@ class Context:
         self.ensure_own_server()
         self.broker.flushdb()
         self.counter.flushdb()
+        if self.bullmq is not None:
+            self.bullmq.flushdb()  # BullMQ's database only
         bench_jobs = Job.objects.filter(name__startswith="bench-")
         JobLog.objects.filter(job__in=bench_jobs)._raw_delete(JobLog.objects.db)
         bench_jobs._raw_delete(Job.objects.db)
         connections.close_all()
 
     def depth(self, system: str) -> int:
+        if system == "bullmq":
+            return bullmq.depth(self.bullmq)
         return queue_depth(self.broker, QUEUES[system])
 
     def expect_depth(self, system: str, n: int) -> None:
@@ -84,8 +96,19 @@ class Context:
         """The systems in the order run ``run`` measures them: alternating between runs."""
         return self.systems if run % 2 == 0 else self.systems[::-1]
 
-    def side(self, system: str) -> ServiceSide | PlainSide:
+    def side(self, system: str) -> ServiceSide | PlainSide | bullmq.BullMQSide:
+        if system == "bullmq":  # one Node process for the whole child, kept warm
+            if self._bullmq_side is None:
+                log = self.tmp / f"bullmq-serve-{self.database}.log"
+                self._bullmq_side = bullmq.BullMQSide(self.env, log)
+            return self._bullmq_side
         return ServiceSide() if system == "service" else PlainSide()
+
+    def shutdown(self) -> None:
+        """End what the context started (BullMQ's enqueuing process)."""
+        if self._bullmq_side is not None:
+            self._bullmq_side.shutdown()
+            self._bullmq_side = None
 
 
 class ServiceSide:

@@ -18,6 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 SYSTEMS = ("service", "plain")
+#: Measured beside them when available (``bench/bullmq.py``; the suite decides).
+EXTRA_SYSTEMS = ("bullmq",)
 #: Broker queue each system's bench tasks go to.
 QUEUES = {"service": "analytics", "plain": "plain"}
 #: Celery app module each system's worker loads.

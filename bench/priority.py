@@ -15,6 +15,12 @@ jobs arrive. They arrive two ways, each measured on both systems:
 Measured: how many BACKGROUND jobs finish after the first CRITICAL was sent
 and before the last CRITICAL one finishes, the time from sending to that
 finish, and how long sending the 100 took.
+
+BullMQ (when the suite runs it): the same shape, one worker process at
+concurrency 2 (``bullmq.CONCURRENCY``), ``JobPriority`` numbers as BullMQ
+priorities unchanged (BullMQ also runs lower numbers first). The backlog is
+``addBulk``-ed; the CRITICAL jobs arrive as 100 awaited ``queue.add`` (one by
+one) or one ``addBulk`` of 100 (in one call), sent and timed in Node.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import statistics
 import time
 
+from bench import bullmq
 from bench.context import Context
 from bench.harness import wait_until
 from bench.instrument.keys import FINISHED_KEY
@@ -34,13 +41,18 @@ BUSY_AFTER = 200
 ARRIVALS = ("one", "bulk")  # one by one; in one call
 
 
-def _send_critical(side, arrival: str, sent_at: float) -> None:
+def _send_critical(side, arrival: str) -> tuple[float, float]:
+    """Send the ``URGENT`` CRITICAL probes; (sent at, seconds the sending took)."""
+    if side.system == "bullmq":
+        return side.critical(arrival, URGENT, CRITICAL)  # timed in Node
+    sent_at = time.time()
     data = {"t0": sent_at, "kind": "c"}
     if arrival == "one":
         for _ in range(URGENT):
             side.one("probe", data, priority=CRITICAL)
     else:
         side.bulk("probe", [data] * URGENT, priority=CRITICAL)
+    return sent_at, time.time() - sent_at
 
 
 def one_run(ctx: Context, system: str, backlog: int, arrival: str) -> dict:
@@ -50,11 +62,10 @@ def one_run(ctx: Context, system: str, backlog: int, arrival: str) -> dict:
     # (``CONN_MAX_AGE``) and as plain Celery keeps its broker connection: the
     # CRITICAL jobs below are not also timed opening a database connection.
     side.bulk("probe", [{"t0": 0.0, "kind": "b"}] * backlog, priority=BACKGROUND)
-    with ctx.worker(system, f"priority-{arrival}") as worker:
+    concurrency = bullmq.CONCURRENCY if system == "bullmq" else 2
+    with ctx.worker(system, f"priority-{arrival}", concurrency=concurrency) as worker:
         wait_until(lambda: ctx.counter.llen(FINISHED_KEY), BUSY_AFTER, worker)
-        sent_at = time.time()
-        _send_critical(side, arrival, sent_at)
-        enqueued_s = time.time() - sent_at
+        sent_at, enqueued_s = _send_critical(side, arrival)
         side.close()
 
         def critical_done() -> int:

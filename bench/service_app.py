@@ -30,6 +30,12 @@ def bench_noop(job: JobContext) -> None:
     probes.noop()
 
 
+@processor(QueueName.ANALYTICS, "bench-noop-batch", batch=100)
+def bench_noop_batch(job: JobContext) -> None:
+    """The no-op, batched (``tasks.worker.batch``): 100 jobs per broker message."""
+    probes.noop()
+
+
 @processor(QueueName.ANALYTICS, "bench-sleep")
 def bench_sleep(job: JobContext, ms: float) -> None:
     probes.sleep(ms)
@@ -42,4 +48,4 @@ def bench_probe(job: JobContext, t0: float, kind: str) -> None:
 
 probes.connect_postrun(bench_probe.name)
 
-__all__ = ["app", "bench_noop", "bench_sleep", "bench_probe"]
+__all__ = ["app", "bench_noop", "bench_noop_batch", "bench_sleep", "bench_probe"]

@@ -9,7 +9,10 @@ Starts one private Redis-compatible server, then one child process
 (``bench/child.py``) per database: SQLite always; PostgreSQL (scenarios 1–2
 only) when ``BENCH_DATABASE_URL`` or ``TEST_DATABASE_URL`` is set, in a
 database ``bench_<pid>`` created there and dropped afterwards. Prints a table
-of rates and ratios, writes the figures as JSON and a PNG chart. With
+of rates and ratios, writes the figures as JSON and a PNG chart. BullMQ
+(``bench/bullmq.py``) runs beside them on the same server in the first child,
+for scenarios 1–3 and 5, when Node ≥ 18 and npm are there (else it is skipped,
+with the reason printed and in the JSON). With
 ``--fastpaths``, instead: the service alone with its fast paths all on, all
 off and each one off (``bench/fastpaths.py``). See bench/README.md.
 """
@@ -27,13 +30,14 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import fastpaths, report  # noqa: E402
+from bench import bullmq, chart, fastpaths, report  # noqa: E402
 from bench.harness import code_version  # noqa: E402
 from intelgraph.bundled_redis import BundledRedis  # noqa: E402  (no Django import)
 
@@ -86,6 +90,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "scenarios its fast paths exist for, with them all on, all off and each one off "
         "(JOB_FASTPATH), --runs runs per variant interleaved; NAMES (comma list) turns "
         "off only those one by one; SQLite, or PostgreSQL with --database postgresql",
+    )
+    parser.add_argument(
+        "--no-bullmq",
+        action="store_true",
+        help="leave BullMQ out (by default it runs when Node >= 18 and npm are on PATH)",
     )
     parser.add_argument(
         "--json",
@@ -180,6 +189,18 @@ def run_child(
     return figures
 
 
+def bullmq_setup(args: argparse.Namespace, scenarios: list[str], env: dict) -> bullmq.Setup:
+    """Node, npm and the locked BullMQ install, or why BullMQ is left out (printed)."""
+    if args.no_bullmq:
+        setup = bullmq.Setup(skipped="--no-bullmq")
+    elif not set(scenarios) & set(bullmq.SCENARIOS):
+        setup = bullmq.Setup(skipped=f"none of {', '.join(bullmq.SCENARIOS)} in this run")
+    else:
+        setup = bullmq.prepare(env)
+    print(setup.describe(), flush=True)
+    return setup
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # run the clean-up below
@@ -207,10 +228,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.fastpaths:
             return run_fastpaths(args, env, tmp, pg_url, version, started)
+        setup = bullmq_setup(args, scenarios, env)
+        if setup.ready:
+            env["BENCH_BULLMQ_URL"] = server.url(bullmq.DB)
+        systems = "service,plain,bullmq" if setup.ready else "service,plain"
         results: dict = {}
         if args.database in ("all", "sqlite"):
             url = f"sqlite:///{tmp / 'bench.sqlite3'}"
-            results["sqlite"] = run_child("sqlite", url, scenarios, args, env, tmp, args.runs)
+            results["sqlite"] = run_child("sqlite", url, scenarios, args, env, tmp, args.runs,
+                                          systems=systems)  # fmt: skip
+            systems = "service,plain"  # BullMQ has no database: measured once, in the first child
         pg_scenarios = [s for s in scenarios if s in ON_POSTGRES or args.database == "postgresql"]
         if args.database in ("all", "postgresql") and pg_scenarios:
             if not pg_url:
@@ -220,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 with postgres_database(pg_url) as url:
                     results["postgresql"] = run_child(
-                        "postgresql", url, pg_scenarios, args, env, tmp, args.pg_runs
+                        "postgresql", url, pg_scenarios, args, env, tmp, args.pg_runs,
+                        systems=systems,
                     )
         payload = {
             "code": version,
@@ -232,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "server": Path(server.binary).name,
             "extra_env": args.env,
+            "bullmq": asdict(setup),
             "wall_s": round(time.monotonic() - started, 1),
             "results": results,
         }
@@ -240,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {args.json}")
-        if report.chart(payload, args.chart):
+        if chart.chart(payload, args.chart):
             print(f"wrote {args.chart}")
         return 0
     finally:

@@ -5,20 +5,31 @@ Per run and system (the order alternates between runs):
 1b. ``bulk``: N no-op jobs in batches of 1,000 (``add_bulk`` / ``apply_async``
     on one kombu producer per batch), no worker running;
 2a. ``drain``: one prefork worker, concurrency 2, drains the 1b jobs;
-2b. ``sleep``: jobs that sleep 10 ms, drained by one worker with 8 threads.
+2b. ``sleep``: jobs that sleep 10 ms, drained by one worker with 8 threads;
+2c. ``batched`` (service only): the 1b jobs of a ``@processor(batch=100)``, one
+    message per 100 jobs, drained by one prefork worker at concurrency 1.
 Drain rate = jobs / (counter first > 0 → counter = jobs): start-up is not counted.
+
+BullMQ (when the suite runs it): 1a with awaited ``queue.add`` calls, 1b with
+``queue.addBulk`` of 1,000, both timed in Node around the same loop; 2a once
+per concurrency in ``bullmq.DRAIN_CONCURRENCIES``, each time on a fresh 1b
+batch with a fresh worker process, measured by the same ``_drain``; the best is
+its ``drain_rate``. No 2b.
 """
 
 from __future__ import annotations
 
 import statistics
 
+from bench import bullmq
 from bench.context import Context, timed
 from bench.harness import wait_until
 from bench.instrument.keys import COUNTER_KEY
 
 SLEEP_MS = 10
 SLEEP_THREADS = 8
+#: Jobs per message of the batched no-op (``bench-noop-batch``).
+BATCH = 100
 
 
 def sizes(short: bool, jobs: int | None = None) -> dict[str, int]:
@@ -76,6 +87,8 @@ def _verify_completed(system: str, name: str, jobs: int) -> None:
 
 
 def one_run(ctx: Context, system: str, n: dict[str, int]) -> dict:
+    if system == "bullmq":
+        return _bullmq_run(ctx, n)
     side = ctx.side(system)
     out: dict = {}
 
@@ -93,6 +106,15 @@ def one_run(ctx: Context, system: str, n: dict[str, int]) -> dict:
     _verify_completed(system, "bench-noop", n["bulk"])
     out.update({f"drain_{k}": v for k, v in drain.items()})
 
+    if system == "service":
+        ctx.reset()
+        side.bulk("noop-batch", [{}] * n["bulk"])
+        ctx.expect_depth(system, -(-n["bulk"] // BATCH))
+        side.close()
+        batched = _drain(ctx, system, n["bulk"], "batched", "prefork", 1)
+        _verify_completed(system, "bench-noop-batch", n["bulk"])
+        out.update({f"batched_drain_{k}": v for k, v in batched.items()})
+
     ctx.reset()
     side.bulk("sleep", [{"ms": SLEEP_MS}] * n["sleep"])
     side.close()
@@ -103,6 +125,52 @@ def one_run(ctx: Context, system: str, n: dict[str, int]) -> dict:
     return out
 
 
+def _bullmq_run(ctx: Context, n: dict[str, int]) -> dict:
+    side = ctx.side("bullmq")
+    out: dict = {}
+
+    ctx.reset()
+    seconds = side.one_at_a_time("noop", n["one"])
+    ctx.expect_depth("bullmq", n["one"])
+    out["enqueue_one_rate"] = n["one"] / seconds
+
+    drains = {}
+    for concurrency in bullmq.DRAIN_CONCURRENCIES:
+        ctx.reset()
+        seconds = side.bulk("noop", [{}] * n["bulk"])
+        ctx.expect_depth("bullmq", n["bulk"])
+        out.setdefault("enqueue_bulk_rate", n["bulk"] / seconds)  # the first batch, as above
+        drains[concurrency] = _drain(ctx, "bullmq", n["bulk"], f"drain-c{concurrency}", "node",
+                                     concurrency)  # fmt: skip
+        bullmq.verify_completed(ctx.bullmq, n["bulk"])
+        out[f"drain_c{concurrency}_rate"] = drains[concurrency]["rate"]
+    best = max(drains, key=lambda c: drains[c]["rate"])
+    out["drain_concurrency"] = best
+    out.update({f"drain_{k}": v for k, v in drains[best].items()})
+    ctx.reset()
+    return out
+
+
+def _summary(r: dict) -> str:
+    cpu = r["drain_worker_cpu_us_per_job"]
+    text = (f"one {r['enqueue_one_rate']:.0f}/s, bulk {r['enqueue_bulk_rate']:.0f}/s, "
+            f"drain {r['drain_rate']:.0f}/s ({'—' if cpu is None else f'{cpu:.0f}'} µs CPU/job)")
+    if "drain_concurrency" in r:
+        tried = ", ".join(f"c{c} {r[f'drain_c{c}_rate']:.0f}/s" for c in bullmq.DRAIN_CONCURRENCIES)
+        text += f" at concurrency {r['drain_concurrency']} ({tried})"
+    if "sleep_rate" in r:
+        text += f", sleep-10ms {r['sleep_rate']:.0f}/s"
+    if "batched_drain_rate" in r:
+        text += (f", batched c1 {r['batched_drain_rate']:.0f}/s "
+                 f"({r['batched_drain_worker_cpu_us_per_job']:.0f} µs CPU/job)")
+    return text
+
+
+def _median(key: str):
+    """BullMQ's best concurrency is one of those tried, even over an even number of runs."""
+    return statistics.median_low if key == "drain_concurrency" else statistics.median
+
+
 def run(ctx: Context, runs: int, jobs: int | None = None) -> dict:
     n = sizes(ctx.short, jobs)
     per_run: dict[str, list[dict]] = {s: [] for s in ctx.systems}
@@ -110,15 +178,10 @@ def run(ctx: Context, runs: int, jobs: int | None = None) -> dict:
         for system in ctx.order(i):
             r = one_run(ctx, system, n)
             per_run[system].append(r)
-            print(
-                f"  [{ctx.database}] throughput run {i + 1}/{runs} {system:<7}: "
-                f"one {r['enqueue_one_rate']:.0f}/s, bulk {r['enqueue_bulk_rate']:.0f}/s, "
-                f"drain {r['drain_rate']:.0f}/s ({r['drain_worker_cpu_us_per_job']:.0f} µs CPU/job), "
-                f"sleep-10ms {r['sleep_rate']:.0f}/s",
-                flush=True,
-            )
+            print(f"  [{ctx.database}] throughput run {i + 1}/{runs} {system:<7}: {_summary(r)}",
+                  flush=True)  # fmt: skip
     median = {
-        s: {k: statistics.median(r[k] for r in rs if r[k] is not None) for k in rs[0]}
+        s: {k: _median(k)(r[k] for r in rs if r[k] is not None) for k in rs[0]}
         for s, rs in per_run.items()
     }
     return {"sizes": n, "runs": per_run, "median": median}

@@ -132,6 +132,7 @@ def check_tasks_are_jobs(app_configs=None, **kwargs) -> list:
     ``celery.*`` tasks are its machinery (workers refuse their messages).
     """
     from tasks.enqueue.task import RecordingTask
+    from tasks.worker.batch import BatchTask  # a batched processor's own messages
 
     return [
         Error(f"Celery task {name!r} is not a declared job: it would run with no job record",
@@ -139,7 +140,7 @@ def check_tasks_are_jobs(app_configs=None, **kwargs) -> list:
                    "(or enqueue plain functions through django.tasks).",
               id="tasks.E007")
         for name, task in sorted(current_app.tasks.items())
-        if not name.startswith("celery.") and not isinstance(task, RecordingTask)
+        if not name.startswith("celery.") and not isinstance(task, RecordingTask | BatchTask)
     ]
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from celery import current_app
 from django.db import connection, transaction
@@ -39,7 +40,8 @@ from tasks.enqueue.sending import StockSender, producer_for
 from tasks.fastpath import FastPathFailed
 from tasks.fastpath.sender import FastSender
 from tasks.jobs.brokers import BrokerKind, broker_kind
-from tasks.jobs.routing import task_name
+from tasks.jobs.ids import new_job_id
+from tasks.jobs.routing import batch_task_name, task_name
 from tasks.jobs.timeouts import header_limits
 from tasks.models import Job, JobState
 
@@ -62,23 +64,79 @@ class Message:
     data_json: str | None = None  # ``data`` as JSON, when the enqueue already encoded it
     limits: tuple[float | None, float | None] | None = None
     lifo: bool = False
+    #: A batch message (``batches``): the jobs it carries; ``job_id`` is then the batch's id.
+    job_ids: tuple[str, ...] = ()
+    #: Never put in a batch: the job lost a run already (its batch's process died), so it
+    #: runs on its own, and a poison job's losses count against it alone.
+    alone: bool = False
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The jobs this message carries."""
+        return self.job_ids or (self.job_id,)
 
 
 def message_for(job: Job) -> Message:
     return Message(job.id, task_name(job.queue, job.name), job.queue, job.data, job.priority,
-                   limits=header_limits(job.timeout_ms, job.soft_timeout_ms), lifo=job.lifo)
+                   limits=header_limits(job.timeout_ms, job.soft_timeout_ms), lifo=job.lifo,
+                   alone=job.lost_count > 0)
 
 
 #: The job columns a message is made of, in the order ``message_from_values`` reads them
 #: (for ``values_list``: re-publishing reads these, not whole rows).
 MESSAGE_FIELDS = ("id", "queue", "name", "data", "priority", "timeout_ms", "soft_timeout_ms",
-                  "lifo")
+                  "lifo", "lost_count")
 
 
 def message_from_values(values: Sequence) -> Message:
-    job_id, queue, name, data, priority, timeout_ms, soft_timeout_ms, lifo = values
+    job_id, queue, name, data, priority, timeout_ms, soft_timeout_ms, lifo, lost = values
     return Message(job_id, task_name(queue, name), queue, data, priority,
-                   limits=header_limits(timeout_ms, soft_timeout_ms), lifo=bool(lifo))
+                   limits=header_limits(timeout_ms, soft_timeout_ms), lifo=bool(lifo),
+                   alone=bool(lost))
+
+
+def batches(messages: Sequence[Message], app: Any = None) -> list[Message]:
+    """The messages as sent: a batched processor's jobs grouped, up to its batch size each.
+
+    Jobs of a ``@processor(batch=N)`` of one queue and priority, in their order,
+    become messages of up to N ids for its batch task (``tasks.worker.batch``).
+    A job with its own time limits or LIFO goes on its own (a batch times each
+    job by its processor's limits and is taken from the back of its list), and
+    so does a job that lost a run (``Message.alone``).
+    Every other message is left as it is, in place.
+    """
+    app = app or current_app
+    out: list[Message | None] = []
+    open_batches: dict[tuple[str, str, int], tuple[int, list[Message]]] = {}
+    sizes: dict[str, int] = {}
+    for message in messages:
+        size = sizes.get(message.task_name)
+        if size is None:
+            task = app.tasks.get(message.task_name)
+            size = sizes[message.task_name] = getattr(task, "batch_size", 0) or 0
+        if (size < 2 or message.limits is not None or message.lifo or message.alone
+                or message.job_ids):
+            out.append(message)
+            continue
+        key = (message.task_name, message.queue, message.priority)
+        if key not in open_batches:
+            open_batches[key] = (len(out), [])
+            out.append(None)  # the batch's place, filled when it is full or at the end
+        slot, group = open_batches[key]
+        group.append(message)
+        if len(group) == size:
+            out[slot] = _batch_message(group)
+            del open_batches[key]
+    for slot, group in open_batches.values():
+        out[slot] = _batch_message(group)
+    return out  # type: ignore[return-value]  (every slot is filled)
+
+
+def _batch_message(group: list[Message]) -> Message:
+    first = group[0]
+    ids = tuple(message.job_id for message in group)
+    return Message(f"batch-{new_job_id()}", batch_task_name(first.task_name), first.queue,
+                   {"ids": list(ids)}, first.priority, job_ids=ids)
 
 
 #: Messages per pipelined round trip; sent rows are marked published after
@@ -87,7 +145,7 @@ def message_from_values(values: Sequence) -> Message:
 CHUNK = 1000
 
 
-def publish(messages: Sequence[Message], claimed: bool = False) -> list[str]:
+def publish(messages: Sequence[Message], claimed: bool = False, batch: bool = True) -> list[str]:
     """Send messages in pipelined chunks on one pooled connection; return the ids sent.
 
     By default the sent rows are marked published after each chunk. ``claimed``
@@ -97,28 +155,32 @@ def publish(messages: Sequence[Message], claimed: bool = False) -> list[str]:
     to the relay. A chunk whose
     pipeline failed counts as unsent as a whole: its delivery is uncertain,
     and a message sent twice runs once (the worker's claim is a compare-and-set).
+    ``batch``: a batched processor's jobs go in batch messages (``batches``).
     """
     if not messages:
         return []
     app = current_app
+    outgoing = batches(messages, app) if batch else list(messages)
     sent: list[str] = []
+    sent_messages = 0
     broker_errors: tuple[type[BaseException], ...] = (OperationalError, OSError)
     try:
         with app.pool.acquire(block=True) as broker:
             broker_errors += (*broker.connection_errors, *broker.channel_errors)
             # One message gains nothing from a pipeline but pays for setting one up.
-            batched = len(messages) > 1
+            batched = len(outgoing) > 1
             producer = producer_for(app, broker)
             sender = fastpath.sender(app, producer, batched) or StockSender(app, producer, batched)
-            for start in range(0, len(messages), CHUNK):
-                chunk = messages[start:start + CHUNK]
+            for start in range(0, len(outgoing), CHUNK):
+                chunk = outgoing[start:start + CHUNK]
                 try:
                     _send(sender, chunk)
                 except FastPathFailed:  # now off, with a warning: this chunk again, the stock way
                     sender = StockSender(app, producer, batched)
                     _send(sender, chunk)
-                ids = [message.job_id for message in chunk]
+                ids = [job_id for message in chunk for job_id in message.ids]
                 sent.extend(ids)
+                sent_messages += len(chunk)
                 if not claimed:
                     mark_published(ids)
     except broker_errors as exc:  # broker down or refusing: the relay retries later
@@ -128,7 +190,7 @@ def publish(messages: Sequence[Message], claimed: bool = False) -> list[str]:
         logger.exception("publish failed for %d of %d job(s) on an unexpected error; left "
                          "for the relay", len(messages) - len(sent), len(messages))
     if claimed:
-        unsent = [message.job_id for message in messages[len(sent):]]
+        unsent = [job_id for message in outgoing[sent_messages:] for job_id in message.ids]
         if unsent:
             Job.objects.filter(pk__in=unsent, state=JobState.WAITING).update(published_at=None)
     return sent

@@ -37,6 +37,8 @@ class RecordingTask(DjangoTask):
     typing = False
     queue_name: ClassVar[QueueName]
     job_name: ClassVar[str]
+    #: ``@processor(batch=N)``: up to N jobs per broker message (``tasks.worker.batch``); 0: one.
+    batch_size: ClassVar[int] = 0
     #: The processor's own check of its data (``@processor(check_data=…)``).
     data_check: ClassVar[Callable[[dict], None] | None] = None
 

@@ -44,3 +44,8 @@ MAX_CLEAN_AGE = timedelta(days=3650)
 #: timeout (``tasks.jobs.timeouts``): Redis hands a job still running then to a
 #: second worker (check tasks.E001 holds the queue presets to the same bound).
 MIN_TIMEOUT_MS = 1000
+
+#: Most jobs one batched message carries (``@processor(batch=N)``): the claim is
+#: one ``UPDATE … WHERE id IN (…)`` of that many ids (SQLite binds at most
+#: 32,766 values), and a killed batch re-runs at most this many jobs' worth.
+MAX_BATCH = 1000

@@ -18,6 +18,16 @@ def task_name(queue: QueueName | str, job_name: str) -> str:
     return f"{getattr(queue, 'value', queue)}.{job_name}"
 
 
+#: Ends the Celery name of a batched processor's batch task (``tasks.worker.batch``);
+#: not a character a job name may hold.
+BATCH_SUFFIX = "#batch"
+
+
+def batch_task_name(job_task_name: str) -> str:
+    """The Celery name of the batch task of ``"<queue>.<job_name>"``."""
+    return f"{job_task_name}{BATCH_SUFFIX}"
+
+
 def split_task_name(name: str) -> tuple[QueueName, str] | None:
     """``"email.send-welcome-email"`` -> (EMAIL, "send-welcome-email"); None if foreign."""
     prefix, _, job_name = name.partition(".")

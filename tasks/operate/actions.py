@@ -17,6 +17,7 @@ from tasks.enqueue.publishing import (
     publish_on_commit,
 )
 from tasks.jobs.errors import JobNotFoundError, JobStateError
+from tasks.jobs.routing import task_name
 from tasks.jobs.spec import parse_priority
 from tasks.models import Job, JobLog, JobState
 from tasks.upkeep import retention
@@ -165,6 +166,12 @@ def change_priority(job_id: str, priority: Any, by: str = "system") -> str:
         if new == old:
             return job.state
         waiting = job.state == JobState.WAITING
+        if waiting and new > old and _batched(job):
+            raise JobStateError(
+                job_id, "waiting, and its processor sends its jobs in batches: the queued "
+                        "message it shares with other jobs cannot be taken back; lower its "
+                        "priority while it is delayed, or cancel it and add it again",
+                "lower the priority of")
         if waiting and new > old:
             try:
                 fastpath.take_back(current_app, job.queue, job.pk)
@@ -183,3 +190,9 @@ def change_priority(job_id: str, priority: Any, by: str = "system") -> str:
             job.priority = new
             publish_on_commit([message_for(job)])
     return job.state
+
+
+def _batched(job: Job) -> bool:
+    """True when the job's processor sends its jobs in batch messages (``tasks.worker.batch``)."""
+    task = current_app.tasks.get(task_name(job.queue, job.name))
+    return getattr(task, "batch_size", 0) >= 2

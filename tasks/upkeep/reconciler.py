@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from django.utils import timezone
 from tasks.enqueue.publishing import message_for, publish
 from tasks.jobs.brokers import BrokerKind, broker_kind
 from tasks.jobs.config import PRIORITY_LEVELS, QueueName
+from tasks.jobs.routing import BATCH_SUFFIX, task_name
 from tasks.models import Job
 from tasks.worker.lost import give_back
 from tasks.worker.presence import workers
@@ -67,10 +69,24 @@ def _redis_message_ids(queue: str) -> set[str] | None:
         ids: set[str] = set()
         for raw in (item for key in keys for item in client.lrange(key, 0, -1)):
             try:
-                ids.add(json.loads(raw)["headers"]["id"])
+                message = json.loads(raw)
+                headers = message["headers"]
+                if str(headers.get("task", "")).endswith(BATCH_SUFFIX):
+                    ids.update(_batch_ids(message))
+                else:
+                    ids.add(headers["id"])
             except (ValueError, KeyError, TypeError):
                 continue
         return ids
+
+
+def _batch_ids(message: dict) -> list[str]:
+    """The job ids a batch message carries (its kwargs ``ids``; kombu's envelope, base64 body)."""
+    body = message["body"]
+    if message.get("properties", {}).get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    _args, kwargs, _embed = json.loads(body)
+    return [job_id for job_id in kwargs["ids"] if isinstance(job_id, str)]
 
 
 def reconcile_waiting(now: datetime | None = None, stuck_after_s: float | None = None) -> int:
@@ -107,12 +123,20 @@ def enforce_cancellations(now: datetime | None = None) -> int:
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.JOB_CANCEL_GRACE_S)
-    ids = list(
+    rows = list(
         Job.objects.active().filter(cancel_requested=True, cancel_requested_at__lt=cutoff)
-        .values_list("id", flat=True)[:100]
+        .values_list("id", "queue", "name")[:100]
     )
-    for job_id in ids:
+    ids = [job_id for job_id, _queue, _name in rows]
+    for job_id, queue, name in rows:
         logger.warning("job %s ignored its cancellation for %ss: terminating it", job_id,
                        settings.JOB_CANCEL_GRACE_S)
-        current_app.control.revoke(job_id, terminate=True, signal="SIGTERM")
+        task = current_app.tasks.get(task_name(queue, name))
+        if getattr(task, "batch_size", 0) >= 2:
+            # Run inside a batch, not as a request of its own: every worker looks for the
+            # request carrying it (``tasks.worker.remote``).
+            current_app.control.broadcast("terminate_job",
+                                          arguments={"job_id": job_id, "signal": "SIGTERM"})
+        else:
+            current_app.control.revoke(job_id, terminate=True, signal="SIGTERM")
     return len(ids)

@@ -49,9 +49,11 @@ def in_worker() -> bool:
 
 
 def is_job_task(task: Any) -> bool:
+    """A processor's task, or the batch task of a batched processor."""
+    from tasks.worker.batch import BatchTask
     from tasks.worker.task import JobTask  # the task class imports this module
 
-    return isinstance(task, JobTask)
+    return isinstance(task, JobTask | BatchTask)
 
 
 def refuse_non_job_tasks(consumer: Any) -> list[str]:

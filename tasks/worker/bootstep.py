@@ -23,6 +23,8 @@ from celery import bootsteps, signals
 from celery.worker import state as worker_state
 
 from tasks import fastpath
+from tasks.jobs.routing import BATCH_SUFFIX
+from tasks.worker import remote  # noqa: F401  (registers the terminate_job command)
 from tasks.worker.admission import refuse_non_job_tasks
 from tasks.worker.rejections import record_rejected
 
@@ -196,6 +198,11 @@ class JobWorkerStep(bootsteps.StartStopStep):
 
         # Snapshot first; jobs claimed after it (thread pools run concurrently
         # with this timer) are excluded by the start-time bound.
-        held = {request.id for request in worker_state.reserved_requests}
+        held = set()
+        for request in list(worker_state.reserved_requests):
+            held.add(request.id)
+            if request.name.endswith(BATCH_SUFFIX):  # a batch holds the jobs it carries
+                ids = (request.kwargs or {}).get("ids")
+                held.update(ids if isinstance(ids, list) else ())
         requeue_lost(consumer.hostname, exclude_ids=held,
                      started_before=timezone.now() - timedelta(seconds=1))

@@ -33,6 +33,7 @@ from tasks.jobs.states import JobState
 from tasks.jobs.text import one_line, short_repr, storable
 from tasks.worker import canvas, lifecycle, presence, timeouts
 from tasks.worker.admission import in_worker
+from tasks.worker.batch import BatchRun
 from tasks.worker.job import JobContext
 from tasks.worker.rejections import record_rejected
 
@@ -85,6 +86,18 @@ class JobTask(RecordingTask):
         if (won.queue, won.name) != (self.queue_name.value, self.job_name) or won.data != data:
             self._refuse_disagreeing(job_id, won)
             return None
+        self.run_claimed(job_id, won)
+        return None
+
+    def run_claimed(self, job_id: str, won: lifecycle.Claim, batch: BatchRun | None = None,
+                    ) -> None:
+        """Run a job this worker claimed, from its row's data, and record how it ended.
+
+        ``batch``: the job came in a batch (``tasks.worker.batch``). Its soft time
+        limit is timed here, its completion is handed to the batch (written with
+        the others), and a failure is recorded without being raised to Celery
+        (the batch's other jobs go on).
+        """
         data = won.data
         try:
             self.check_arguments(data)  # an old row, a changed processor: no attempt can pass
@@ -103,15 +116,25 @@ class JobTask(RecordingTask):
         try:
             if run_exc is not None:
                 raise run_exc
-            result = self.run(job, **data)
+            if batch is None:
+                result = self.run(job, **data)
+            else:
+                with batch.time_limited():
+                    result = self.run(job, **data)
         except JobCancelled:
             self._cancel(job_id, won, "cancelled")
             return None
         except RateLimited as limited:
-            self._hold(job_id, won, limited)
+            until = self._hold(job_id, won, limited)
+            if batch is not None:
+                batch.held_until = until
             return None
         except Exception as exc:
-            self._fail(job, won, timeouts.as_timeout(exc, self), started)
+            self._fail(job, won, timeouts.as_timeout(exc, self), started,
+                       raise_to_celery=batch is None)
+            return None
+        if batch is not None and not won.continues:
+            batch.completed(job_id, _jsonable(result), won)
             return None
         if self._complete(job_id, _jsonable(result), won):
             logger.info("job %s completed", job_id, extra=self._extra(job_id))
@@ -130,14 +153,16 @@ class JobTask(RecordingTask):
                 canvas.after_success(job_id, won.canvas, won.group_id, result)
         return done
 
-    def _hold(self, job_id: str, won: lifecycle.Claim, limited: RateLimited) -> None:
-        """BullMQ's rateLimit: the queue waits on every worker, this job with it, no attempt used."""
+    def _hold(self, job_id: str, won: lifecycle.Claim, limited: RateLimited) -> datetime:
+        """BullMQ's rateLimit: the queue waits on every worker, this job with it, no attempt
+        used. Returns until when."""
         until = timezone.now() + timedelta(milliseconds=limited.delay_ms)
         presence.hold_queue(self.queue_name, until, by=f"job {job_id}")
         if lifecycle.hold(job_id, until, run=won):
             lifecycle.append_log(job_id, f"{limited}: the queue waits until {until.isoformat()}")
         logger.warning("job %s: %s; queue %s held until %s", job_id, limited,
                        self.queue_name.value, until.isoformat(), extra=self._extra(job_id))
+        return until
 
     def _cancel(self, job_id: str, won: lifecycle.Claim, reason: str) -> None:
         """Cancelled by the processor, or expired before it ran: its canvas stops there."""
@@ -193,8 +218,11 @@ class JobTask(RecordingTask):
             pass  # what a run raises to Celery; here the pool already ended it
 
     def _fail(self, job: JobContext, won: lifecycle.Claim, exc: Exception, started: datetime,
-              trace: str | None = None) -> None:
+              trace: str | None = None, raise_to_celery: bool = True) -> None:
         """Record a failed attempt: a retry after the backoff, or the final failure.
+
+        ``raise_to_celery``: end by raising Celery's ``Retry`` or the error, so the
+        task's state and events say how the attempt ended (not inside a batch).
 
         Whatever goes wrong here is recorded as this job's error too, never left
         to surface later as "worker lost": a backoff that cannot be computed
@@ -230,12 +258,14 @@ class JobTask(RecordingTask):
             logger.warning("job %s failed attempt %d/%d, retrying in %.1fs: %s", job.id,
                            won.attempts_made, won.max_attempts, retry_in.total_seconds(),
                            one_line(entry["error"]), extra=self._extra(job.id))
-            raise Retry(exc=exc, when=now + retry_in)
+            if raise_to_celery:
+                raise Retry(exc=exc, when=now + retry_in)
         if state == JobState.FAILED:
             logger.error("job %s failed permanently after %d attempt(s): %s", job.id,
                          won.attempts_made, one_line(entry["error"]), extra=self._extra(job.id))
             self._call_failure_hook(job, exc)
-            raise exc
+            if raise_to_celery:
+                raise exc
 
     def _record_failure(self, job_id: str, entry: dict, retry_in: timedelta | None, now: datetime,
                         won: lifecycle.Claim) -> str | None:

@@ -124,3 +124,80 @@ def test_an_active_job_ignoring_cancel_is_terminated_after_the_grace(analytics_o
         assert Job.objects.get(pk=job_id).state == "cancelled"
     finally:
         worker.stop()
+
+
+def test_pool_child_killed_mid_batch_reruns_only_what_was_not_recorded(
+        analytics_only, live_broker, tmp_path):
+    """A batch (``tasks.worker.batch``) whose process dies: every job completes once.
+
+    Completions are written every 0.1 s; each job here takes 0.3 s, so at the
+    kill at most the job running and one finished but unwritten run again.
+    """
+    from tasks.queues import add_bulk
+
+    victim = processes.worker(live_broker, tmp_path, "batch-victim", queues="analytics",
+                              concurrency=1).start()
+    rescuer = None
+    try:
+        ids = add_bulk({"queue": "analytics", "name": "batched",
+                        "data": {"key": f"mid{i}", "sleep": 0.3}} for i in range(10))
+        wait_for(lambda: Execution.objects.filter(key__startswith="mid").count() >= 4, 30,
+                 message="4 jobs of the batch to run")
+        pid = Execution.objects.filter(key__startswith="mid").first().worker_pid
+        os.kill(pid, signal.SIGKILL)
+        for job_id in ids:
+            wait_state(job_id, "completed", timeout=60)
+        time.sleep(2)  # a late duplicate would land in the ledger now
+        runs = {job_id: Execution.objects.filter(job_id=job_id).count() for job_id in ids}
+        assert all(count >= 1 for count in runs.values()), runs
+        assert sum(count > 1 for count in runs.values()) <= 2, runs
+        # The batch's unfinished jobs were given back once each, then ran on their own.
+        assert {Job.objects.get(pk=job_id).lost_count for job_id in ids} <= {0, 1}
+    finally:
+        victim.kill_group()
+        if rescuer:
+            rescuer.stop()
+
+
+def test_poison_job_in_a_batch_fails_alone_and_its_batch_mates_complete(
+        analytics_only, live_broker, tmp_path):
+    """The batch's process dies: its unfinished jobs come back once and then run alone,
+    so the job that kills its process is the only one whose losses add up."""
+    from tasks.queues import add_bulk
+
+    worker = processes.worker(live_broker, tmp_path, "poisoned-batch", queues="analytics",
+                              concurrency=1).start()
+    try:
+        ids = add_bulk({"queue": "analytics", "name": "batched",
+                        "data": {"key": f"mate{i}", "kill": i == 2}} for i in range(6))
+        poison = wait_state(ids[2], "failed", timeout=120)
+        assert poison.lost_count == 3 and poison.errors[-1]["error"] == "worker lost 3 times"
+        for job_id in ids[:2] + ids[3:]:
+            job = wait_state(job_id, "completed", timeout=60)
+            assert job.lost_count <= 1, (job_id, job.lost_count)
+    finally:
+        worker.stop()
+
+
+def test_a_batched_job_ignoring_cancel_is_terminated_and_its_mates_complete(
+        analytics_only, live_broker, tmp_path):
+    """Forced cancellation finds the batch carrying the job (``tasks.worker.remote``)."""
+    from tasks.operate.actions import cancel_job
+    from tasks.queues import add_bulk
+
+    worker = processes.worker(live_broker, tmp_path, "stubborn-batch", queues="analytics",
+                              concurrency=1).start()
+    try:
+        stubborn, mate = add_bulk({"queue": "analytics", "name": "batched-stubborn",
+                                   "data": data}
+                                  for data in ({"key": "stubborn-b", "seconds": 25},
+                                               {"key": "mate-b"}))
+        wait_state(stubborn, "active")
+        assert cancel_job(stubborn, by="ops") == "active"
+        job = wait_state(stubborn, "cancelled", timeout=20)  # terminated, not left to sleep
+        assert job.lost_count == 0
+        assert wait_state(mate, "completed", timeout=60).lost_count <= 1
+        time.sleep(1)
+        assert Job.objects.get(pk=stubborn).state == "cancelled"
+    finally:
+        worker.stop()

@@ -188,3 +188,37 @@ def told_to_slow_down(job: JobContext, key: str, hold_ms: int = 2000) -> str:
     if Execution.objects.filter(key=key).count() == 1:
         raise RateLimited(hold_ms, "provider answered 429")
     return "through"
+
+
+@processor(QueueName.ANALYTICS, "batched", batch=10, soft_time_limit=4, time_limit=10)
+def batched(job: JobContext, key: str, fail_times: int = 0, permanent: bool = False,
+            sleep: float = 0.0, progress: bool = False, wait_cancel: float = 0.0,
+            kill: bool = False) -> dict:
+    """A batched processor (``tasks.worker.batch``): every per-job behaviour, by its data."""
+    _record(job, key)
+    if kill:
+        os.kill(os.getpid(), 9)
+    if progress:
+        job.update_progress(50)
+    if sleep:
+        time.sleep(sleep)
+    until = time.monotonic() + wait_cancel
+    while time.monotonic() < until:
+        if job.is_cancelled():
+            from tasks.jobs.errors import JobCancelled
+
+            raise JobCancelled()
+        time.sleep(0.05)
+    if permanent:
+        raise PermanentJobError(f"hopeless on attempt {job.attempts_made}")
+    if job.attempts_made <= fail_times:
+        raise TransientJobError(f"transient failure on attempt {job.attempts_made}")
+    return {"key": key, "pid": os.getpid()}
+
+
+@processor(QueueName.ANALYTICS, "batched-stubborn", batch=5, soft_time_limit=30, time_limit=60)
+def batched_stubborn(job: JobContext, key: str, seconds: float = 0.0) -> str:
+    """Batched, and deaf to cancellation while it sleeps (forced cancellation)."""
+    _record(job, key)
+    time.sleep(seconds)
+    return key

@@ -19,7 +19,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 #: The driver: modules that start processes, run scenarios and report.
 DRIVER = ("harness", "suite", "report", "context", "throughput", "latency", "delayed",
-          "priority", "retention", "child", "steps", "fastpaths", "ab", "bigtable")
+          "priority", "retention", "child", "steps", "fastpaths", "ab", "bigtable", "bullmq",
+          "chart")
 #: What a worker process loads from ``bench``: the two apps and the instrumentation.
 WORKER_SIDE = sorted([BENCH / "service_app.py", BENCH / "plain_app.py",
                       *(BENCH / "instrument").glob("*.py")])
