@@ -109,17 +109,7 @@ def claim(job_id: str, worker: str, now: datetime | None = None) -> Claim | None
         job_id,
         JobState.WAITING.value,
     ]
-    try:
-        row = _fetchone(sql, params)
-    except (InterfaceError, OperationalError):
-        # The worker skips Django's per-task health check (tasks.worker.bootstep): a
-        # connection the server dropped while idle shows up here, once. Had the
-        # first attempt committed before the connection died, the retry finds
-        # the job active and skips it; its worker's orphan sweep re-queues it.
-        if connection.in_atomic_block or connection.is_usable():
-            raise
-        connection.close()
-        row = _fetchone(sql, params)
+    row = _reconnecting(_fetchone, sql, params)
     if row is None:
         return None
     return _claim_from(row, worker[:255], now)
@@ -146,14 +136,25 @@ def claim_many(job_ids: list[str], worker: str, now: datetime | None = None) -> 
     sql = _claim_sql(connection.vendor, len(job_ids))
     params = [JobState.ACTIVE.value, connection.ops.adapt_datetimefield_value(now),
               worker[:255], *job_ids, JobState.WAITING.value]
+    rows = _reconnecting(_fetchall, sql, params)
+    return {row[0]: _claim_from(row[1:], worker[:255], now) for row in rows}
+
+
+def _reconnecting(fetch: Any, sql: str, params: list) -> Any:
+    """``fetch(sql, params)``, once more on a new connection if the server dropped this one.
+
+    The worker skips Django's per-task health check (tasks.worker.bootstep): a
+    connection the server dropped while idle shows up at the claim, once. Had
+    the first attempt committed before the connection died, the retry finds the
+    jobs active and skips them; the worker's orphan sweep re-queues them.
+    """
     try:
-        rows = _fetchall(sql, params)
+        return fetch(sql, params)
     except (InterfaceError, OperationalError):
         if connection.in_atomic_block or connection.is_usable():
             raise
         connection.close()
-        rows = _fetchall(sql, params)
-    return {row[0]: _claim_from(row[1:], worker[:255], now) for row in rows}
+        return fetch(sql, params)
 
 
 def _aware(value: Any) -> datetime | None:
