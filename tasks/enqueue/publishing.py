@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from celery import current_app
 from django.db import connection, transaction
@@ -95,7 +94,12 @@ def message_from_values(values: Sequence) -> Message:
                    alone=bool(lost))
 
 
-def batches(messages: Sequence[Message], app: Any = None) -> list[Message]:
+def batch_size(name: str) -> int:
+    """Jobs per message of the task ``name`` (``@processor(batch=N)``); 0 for one, or unknown."""
+    return getattr(current_app.tasks.get(name), "batch_size", 0) or 0
+
+
+def batches(messages: Sequence[Message]) -> list[Message]:
     """The messages as sent: a batched processor's jobs grouped, up to its batch size each.
 
     Jobs of a ``@processor(batch=N)`` of one queue and priority, in their order,
@@ -105,15 +109,13 @@ def batches(messages: Sequence[Message], app: Any = None) -> list[Message]:
     so does a job that lost a run (``Message.alone``).
     Every other message is left as it is, in place.
     """
-    app = app or current_app
     out: list[Message | None] = []
     open_batches: dict[tuple[str, str, int], tuple[int, list[Message]]] = {}
     sizes: dict[str, int] = {}
     for message in messages:
         size = sizes.get(message.task_name)
         if size is None:
-            task = app.tasks.get(message.task_name)
-            size = sizes[message.task_name] = getattr(task, "batch_size", 0) or 0
+            size = sizes[message.task_name] = batch_size(message.task_name)
         if (size < 2 or message.limits is not None or message.lifo or message.alone
                 or message.job_ids):
             out.append(message)
@@ -160,7 +162,7 @@ def publish(messages: Sequence[Message], claimed: bool = False, batch: bool = Tr
     if not messages:
         return []
     app = current_app
-    outgoing = batches(messages, app) if batch else list(messages)
+    outgoing = batches(messages) if batch else list(messages)
     sent: list[str] = []
     sent_messages = 0
     broker_errors: tuple[type[BaseException], ...] = (OperationalError, OSError)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from tasks import fastpath
 from tasks.enqueue.publishing import (
     MESSAGE_FIELDS,
+    batch_size,
     message_for,
     message_from_values,
     publish_on_commit,
@@ -166,7 +167,7 @@ def change_priority(job_id: str, priority: Any, by: str = "system") -> str:
         if new == old:
             return job.state
         waiting = job.state == JobState.WAITING
-        if waiting and new > old and _batched(job):
+        if waiting and new > old and batch_size(task_name(job.queue, job.name)) >= 2:
             raise JobStateError(
                 job_id, "waiting, and its processor sends its jobs in batches: the queued "
                         "message it shares with other jobs cannot be taken back; lower its "
@@ -191,8 +192,3 @@ def change_priority(job_id: str, priority: Any, by: str = "system") -> str:
             publish_on_commit([message_for(job)])
     return job.state
 
-
-def _batched(job: Job) -> bool:
-    """True when the job's processor sends its jobs in batch messages (``tasks.worker.batch``)."""
-    task = current_app.tasks.get(task_name(job.queue, job.name))
-    return getattr(task, "batch_size", 0) >= 2

@@ -21,7 +21,7 @@ from celery import current_app
 from django.conf import settings
 from django.utils import timezone
 
-from tasks.enqueue.publishing import message_for, publish
+from tasks.enqueue.publishing import batch_size, message_for, publish
 from tasks.jobs.brokers import BrokerKind, broker_kind
 from tasks.jobs.config import PRIORITY_LEVELS, QueueName
 from tasks.jobs.routing import BATCH_SUFFIX, task_name
@@ -127,16 +127,14 @@ def enforce_cancellations(now: datetime | None = None) -> int:
         Job.objects.active().filter(cancel_requested=True, cancel_requested_at__lt=cutoff)
         .values_list("id", "queue", "name")[:100]
     )
-    ids = [job_id for job_id, _queue, _name in rows]
     for job_id, queue, name in rows:
         logger.warning("job %s ignored its cancellation for %ss: terminating it", job_id,
                        settings.JOB_CANCEL_GRACE_S)
-        task = current_app.tasks.get(task_name(queue, name))
-        if getattr(task, "batch_size", 0) >= 2:
+        if batch_size(task_name(queue, name)) >= 2:
             # Run inside a batch, not as a request of its own: every worker looks for the
             # request carrying it (``tasks.worker.remote``).
             current_app.control.broadcast("terminate_job",
                                           arguments={"job_id": job_id, "signal": "SIGTERM"})
         else:
             current_app.control.revoke(job_id, terminate=True, signal="SIGTERM")
-    return len(ids)
+    return len(rows)

@@ -45,6 +45,7 @@ from typing import Any, ClassVar
 from billiard.exceptions import SoftTimeLimitExceeded
 from celery import Task
 
+from tasks.enqueue.publishing import MESSAGE_FIELDS, message_from_values, publish
 from tasks.jobs.errors import DirectCallRefused
 from tasks.jobs.limits import MAX_BATCH
 from tasks.jobs.spec import valid_job_id
@@ -88,8 +89,9 @@ class BatchRun:
                 logger.info("job %s completed", job_id, extra=self.task._extra(job_id))
 
     @contextmanager
-    def time_limited(self) -> Iterator[None]:
-        """The processor's soft time limit around one job (``SIGALRM``, main thread only)."""
+    def alarm(self) -> Iterator[None]:
+        """The ``SIGALRM`` handler of the whole batch (main thread only): it raises
+        ``SoftTimeLimitExceeded`` in the job running when its timer (``time_limited``) ends."""
         soft_s = self.task.soft_time_limit
         if not soft_s:
             yield
@@ -99,12 +101,24 @@ class BatchRun:
             raise SoftTimeLimitExceeded(f"soft time limit ({soft_s}s) exceeded")
 
         previous = signal.signal(signal.SIGALRM, expire)
-        signal.setitimer(signal.ITIMER_REAL, soft_s)
         try:
             yield
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+
+    @contextmanager
+    def time_limited(self) -> Iterator[None]:
+        """The processor's soft time limit around one job (inside ``alarm``)."""
+        soft_s = self.task.soft_time_limit
+        if not soft_s:
+            yield
+            return
+        signal.setitimer(signal.ITIMER_REAL, soft_s)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def can_time_each_job() -> bool:
@@ -147,15 +161,16 @@ class BatchTask(Task):
         order = [job_id for job_id in ids if job_id in claims]
         position = 0
         try:
-            for position, job_id in enumerate(order):  # noqa: B007 (read after a raise)
-                won = claims[job_id]
-                if batch.held_until is not None:  # a job of it was told to slow down
-                    lifecycle.hold(job_id, batch.held_until, run=won)
-                    continue
-                if (won.queue, won.name) != (single.queue_name.value, single.job_name):
-                    single._refuse_disagreeing(job_id, won)
-                    continue
-                single.run_claimed(job_id, won, batch)
+            with batch.alarm():
+                for position, job_id in enumerate(order):  # noqa: B007 (read after a raise)
+                    won = claims[job_id]
+                    if batch.held_until is not None:  # a job of it was told to slow down
+                        lifecycle.hold(job_id, batch.held_until, run=won)
+                        continue
+                    if (won.queue, won.name) != (single.queue_name.value, single.job_name):
+                        single._refuse_disagreeing(job_id, won)
+                        continue
+                    single.run_claimed(job_id, won, batch)
         except BaseException:
             _give_back_unrun(order[position + 1:], claims)
             raise
@@ -198,8 +213,6 @@ def _give_back_unrun(ids: list[str], claims: dict[str, lifecycle.Claim]) -> None
 
 def _unbatch(ids: list[str], name: str) -> None:
     """On a pool that cannot time one job in a batch: each job published on its own."""
-    from tasks.enqueue.publishing import MESSAGE_FIELDS, message_from_values, publish
-
     logger.warning("batch of %s on a pool without per-job time limits (not the main thread): "
                    "its %d job(s) published again one message each", name, len(ids))
     rows = Job.objects.filter(pk__in=ids, state=JobState.WAITING).values_list(*MESSAGE_FIELDS)

@@ -23,8 +23,7 @@ from celery import bootsteps, signals
 from celery.worker import state as worker_state
 
 from tasks import fastpath
-from tasks.jobs.routing import BATCH_SUFFIX
-from tasks.worker import remote  # noqa: F401  (registers the terminate_job command)
+from tasks.worker import remote  # also registers the terminate_job control command
 from tasks.worker.admission import refuse_non_job_tasks
 from tasks.worker.rejections import record_rejected
 
@@ -198,11 +197,7 @@ class JobWorkerStep(bootsteps.StartStopStep):
 
         # Snapshot first; jobs claimed after it (thread pools run concurrently
         # with this timer) are excluded by the start-time bound.
-        held = set()
-        for request in list(worker_state.reserved_requests):
-            held.add(request.id)
-            if request.name.endswith(BATCH_SUFFIX):  # a batch holds the jobs it carries
-                ids = (request.kwargs or {}).get("ids")
-                held.update(ids if isinstance(ids, list) else ())
+        held = {job_id for request in list(worker_state.reserved_requests)
+                for job_id in remote.job_ids_of(request)}  # a batch holds the jobs it carries
         requeue_lost(consumer.hostname, exclude_ids=held,
                      started_before=timezone.now() - timedelta(seconds=1))

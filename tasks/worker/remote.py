@@ -24,14 +24,17 @@ from tasks.jobs.routing import BATCH_SUFFIX
 logger = logging.getLogger("tasks.worker.remote")
 
 
+def job_ids_of(request: Any) -> list[str]:
+    """The jobs a worker request runs: its own id, or the ids a batch carries."""
+    if not request.name.endswith(BATCH_SUFFIX):
+        return [request.id]
+    ids = (request.kwargs or {}).get("ids")
+    return ids if isinstance(ids, list) else []
+
+
 def holds(request: Any, job_id: str) -> bool:
     """True when ``request`` runs ``job_id``: its own, or a batch that carries it."""
-    if request.id == job_id:
-        return True
-    if not request.name.endswith(BATCH_SUFFIX):
-        return False
-    ids = (request.kwargs or {}).get("ids")
-    return isinstance(ids, list) and job_id in ids
+    return job_id in job_ids_of(request)
 
 
 @control_command(args=[("job_id", str), ("signal", str)], signature="<job_id> [signal]")
