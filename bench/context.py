@@ -16,6 +16,35 @@ from bench import bullmq
 from bench.harness import QUEUES, SYSTEMS, Worker, queue_depth
 
 BATCH = 1000
+#: The caller's own table for scenario 1c: one row written per enqueue, in the same
+#: transaction, the way a Django view saves an order and enqueues its e-mail.
+ORDER_TABLE = "bench_order"
+
+
+def ensure_order_table() -> None:
+    """Create ``ORDER_TABLE`` (raw SQL: the bench has no Django app of its own)."""
+    from django.db import connection
+
+    key = "BIGSERIAL PRIMARY KEY" if connection.vendor == "postgresql" else (
+        "INTEGER PRIMARY KEY AUTOINCREMENT")
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {ORDER_TABLE} (id {key}, note TEXT NOT NULL)")
+
+
+def write_order() -> None:
+    """The caller's own write: one row, through Django's connection."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {ORDER_TABLE} (note) VALUES (%s)", ["bench"])
+
+
+def order_count() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {ORDER_TABLE}")
+        return cursor.fetchone()[0]
 
 
 @dataclass
@@ -76,6 +105,9 @@ class Context:
         bench_jobs = Job.objects.filter(name__startswith="bench-")
         JobLog.objects.filter(job__in=bench_jobs)._raw_delete(JobLog.objects.db)
         bench_jobs._raw_delete(Job.objects.db)
+        ensure_order_table()
+        with connections["default"].cursor() as cursor:
+            cursor.execute(f"DELETE FROM {ORDER_TABLE}")
         connections.close_all()
 
     def depth(self, system: str) -> int:
@@ -127,6 +159,16 @@ class ServiceSide:
 
         add_job("analytics", f"bench-{task}", data, priority=priority)
 
+    def one_in_transaction(self, task: str, data: dict) -> None:
+        """The caller's row and ``add_job`` in one transaction; published at its commit."""
+        from django.db import transaction
+
+        from tasks.enqueue.api import add_job
+
+        with transaction.atomic():
+            write_order()
+            add_job("analytics", f"bench-{task}", data)
+
     def bulk(
         self,
         task: str,
@@ -170,6 +212,20 @@ class PlainSide:
             fn.delay(**data)
         else:
             fn.apply_async(kwargs=data, priority=priority - 1)  # Redis: 0 first
+
+    def one_in_transaction(self, task: str, data: dict) -> None:
+        """The caller's row, then ``.delay()`` at its commit (``transaction.on_commit``, as
+        Celery's Django guide advises: a task published before the commit could run before
+        the row exists, or for a row rolled back)."""
+        from functools import partial
+
+        from django.db import transaction
+
+        from bench import plain_app
+
+        with transaction.atomic():
+            write_order()
+            transaction.on_commit(partial(getattr(plain_app, task).delay, **data))
 
     def bulk(
         self,

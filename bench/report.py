@@ -91,6 +91,7 @@ def _throughput_rows(db: str, t: dict) -> list:
     out = [
         _row(f"1 enqueue one at a time ({n['one']:,})", db, s, p, b, "enqueue_one_rate", "/s",
              "≥ 1.0×", _verdict(one >= 1.0)),
+        *_in_transaction_row(db, s, p, n),
         _row(f"1 enqueue bulk, 1,000/batch ({n['bulk']:,})", db, s, p, b, "enqueue_bulk_rate",
              "/s", f"≥ {BULK_TARGET:,}/s", _verdict(s["enqueue_bulk_rate"] >= BULK_TARGET)),
         _row(f"2 drain no-op, prefork c2{best} ({n['bulk']:,})", db, s, p, b, "drain_rate",
@@ -109,6 +110,16 @@ def _throughput_rows(db: str, t: dict) -> list:
     out.append(_row(f"2 drain 10 ms sleeps, threads c8 ({n['sleep']:,})", db, s, p, b,
                     "sleep_rate", "/s"))  # fmt: skip
     return out + _batched_rows(db, s, p, b, n)
+
+
+def _in_transaction_row(db: str, s: dict, p: dict, n: dict) -> list:
+    """``add_job`` in the caller's transaction with one row of its own, against ``.delay()``
+    at the commit of the same write (issue 17); absent from results older than it."""
+    if "enqueue_one_tx_rate" not in s:
+        return []
+    ok = s["enqueue_one_tx_rate"] >= p["enqueue_one_tx_rate"]
+    return [_row(f"1 enqueue in the caller's transaction, +1 row ({n['one']:,})", db, s, p, None,
+                 "enqueue_one_tx_rate", "/s", "≥ 1.0×", _verdict(ok))]
 
 
 def _batched_rows(db: str, s: dict, p: dict, b: dict | None, n: dict) -> list:

@@ -2,19 +2,21 @@
 
 Per run and system (the order alternates between runs):
 1a. ``one``: N no-op jobs one call at a time (``add_job`` / plain ``.delay()``);
-1b. ``bulk``: N no-op jobs in batches of 1,000 (``add_bulk`` / ``apply_async``
+1b. ``one_tx``: N no-op jobs one call at a time, each in a transaction that also
+    writes one row of the caller's own (``add_job`` / ``.delay()`` at commit);
+1c. ``bulk``: N no-op jobs in batches of 1,000 (``add_bulk`` / ``apply_async``
     on one kombu producer per batch), no worker running;
-2a. ``drain``: one prefork worker, concurrency 2, drains the 1b jobs;
+2a. ``drain``: one prefork worker, concurrency 2, drains the 1c jobs;
 2b. ``sleep``: jobs that sleep 10 ms, drained by one worker with 8 threads;
-2c. ``batched`` (service only): the 1b jobs of a ``@processor(batch=100)``, one
+2c. ``batched`` (service only): the 1c jobs of a ``@processor(batch=100)``, one
     message per 100 jobs, drained by one prefork worker at concurrency 1.
 Drain rate = jobs / (counter first > 0 → counter = jobs): start-up is not counted.
 
-BullMQ (when the suite runs it): 1a with awaited ``queue.add`` calls, 1b with
+BullMQ (when the suite runs it): 1a with awaited ``queue.add`` calls, 1c with
 ``queue.addBulk`` of 1,000, both timed in Node around the same loop; 2a once
-per concurrency in ``bullmq.DRAIN_CONCURRENCIES``, each time on a fresh 1b
+per concurrency in ``bullmq.DRAIN_CONCURRENCIES``, each time on a fresh 1c
 batch with a fresh worker process, measured by the same ``_drain``; the best is
-its ``drain_rate``. No 2b.
+its ``drain_rate``. No 1b (BullMQ has no database transaction to join) and no 2b.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import statistics
 
 from bench import bullmq
-from bench.context import Context, timed
+from bench.context import Context, order_count, timed
 from bench.harness import wait_until
 from bench.instrument.keys import COUNTER_KEY
 
@@ -98,6 +100,13 @@ def one_run(ctx: Context, system: str, n: dict[str, int]) -> dict:
     out["enqueue_one_rate"] = n["one"] / seconds
 
     ctx.reset()
+    seconds = timed(lambda: [side.one_in_transaction("noop", {}) for _ in range(n["one"])])
+    ctx.expect_depth(system, n["one"])
+    if order_count() != n["one"]:
+        raise RuntimeError(f"{system}: {order_count()} order rows, expected {n['one']}")
+    out["enqueue_one_tx_rate"] = n["one"] / seconds
+
+    ctx.reset()
     seconds = timed(side.bulk, "noop", [{}] * n["bulk"])
     ctx.expect_depth(system, n["bulk"])
     out["enqueue_bulk_rate"] = n["bulk"] / seconds
@@ -153,8 +162,11 @@ def _bullmq_run(ctx: Context, n: dict[str, int]) -> dict:
 
 def _summary(r: dict) -> str:
     cpu = r["drain_worker_cpu_us_per_job"]
-    text = (f"one {r['enqueue_one_rate']:.0f}/s, bulk {r['enqueue_bulk_rate']:.0f}/s, "
-            f"drain {r['drain_rate']:.0f}/s ({'—' if cpu is None else f'{cpu:.0f}'} µs CPU/job)")
+    text = f"one {r['enqueue_one_rate']:.0f}/s, "
+    if "enqueue_one_tx_rate" in r:
+        text += f"in a transaction {r['enqueue_one_tx_rate']:.0f}/s, "
+    text += (f"bulk {r['enqueue_bulk_rate']:.0f}/s, "
+             f"drain {r['drain_rate']:.0f}/s ({'—' if cpu is None else f'{cpu:.0f}'} µs CPU/job)")
     if "drain_concurrency" in r:
         tried = ", ".join(f"c{c} {r[f'drain_c{c}_rate']:.0f}/s" for c in bullmq.DRAIN_CONCURRENCIES)
         text += f" at concurrency {r['drain_concurrency']} ({tried})"

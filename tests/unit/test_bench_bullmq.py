@@ -271,6 +271,21 @@ def test_figures_bullmq_has_no_counterpart_for_are_dashes():
     assert (on_postgres["BullMQ"], on_postgres["service/BullMQ"]) == ("—", "")
 
 
+def test_the_in_transaction_enqueue_row_compares_with_delay_at_commit_only():
+    payload = _payload()
+    throughput = payload["results"]["sqlite"]["throughput"]["median"]
+    throughput["service"]["enqueue_one_tx_rate"] = 700.0
+    throughput["plain"]["enqueue_one_tx_rate"] = 500.0
+    row = _row(payload, "1 enqueue in the caller's transaction")
+    assert (row["service"], row["plain Celery"], row["service/plain"]) == ("700/s", "500/s",
+                                                                          "1.40×")
+    assert (row["BullMQ"], row["service/BullMQ"], row[""]) == ("—", "", "met")
+    throughput["service"]["enqueue_one_tx_rate"] = 400.0
+    assert _row(payload, "1 enqueue in the caller's transaction")[""] == "NOT MET"
+    older = _payload()  # results from before the scenario: no row, no error
+    assert not any("transaction" in row[0] for row in report.rows(older))
+
+
 def test_a_skipped_bullmq_is_named_in_the_table():
     payload = _payload(with_bullmq=False)
     assert "BullMQ skipped: node is not on PATH" in report.table(payload)
