@@ -214,6 +214,15 @@ def complete_many(done: list[tuple[str, Any, Claim]], now: datetime | None = Non
     if not done:
         return 0
     now_db = connection.ops.adapt_datetimefield_value(now or timezone.now())
+    if connection.vendor == "postgresql":
+        params = [JobState.COMPLETED.value, now_db]
+        for job_id, result, run in done:
+            params += [job_id, _RESULT_FIELD.get_db_prep_save(result, connection), run.worker,
+                       connection.ops.adapt_datetimefield_value(run.started_at)]
+        params.append(JobState.ACTIVE.value)
+        with bound_cursor() as cursor:
+            cursor.execute(_complete_many_sql(len(done)), params)
+            return cursor.rowcount
     rows = [(JobState.COMPLETED.value, _RESULT_FIELD.get_db_prep_save(result, connection),
              now_db, job_id, JobState.ACTIVE.value, run.worker,
              connection.ops.adapt_datetimefield_value(run.started_at))
@@ -221,6 +230,26 @@ def complete_many(done: list[tuple[str, Any, Claim]], now: datetime | None = Non
     with transaction.atomic(), bound_cursor() as cursor:
         cursor.executemany(_complete_sql(connection.vendor), rows)
         return cursor.rowcount
+
+
+@functools.cache
+def _complete_many_sql(many: int) -> str:
+    """PostgreSQL: a batch's completions as one ``UPDATE … FROM (VALUES …)`` statement.
+
+    One statement is planned and committed once for the whole batch, where
+    ``executemany`` runs (and the server plans) one ``UPDATE`` per job.
+    """
+    qn = connection.ops.quote_name
+    table = qn(Job._meta.db_table)
+    values = ", ".join(["(%s, %s::jsonb, %s, %s::timestamptz)"] * many)
+    return (
+        f"UPDATE {table} SET {qn('state')} = %s, {qn('result')} = done.result, "
+        f"{qn('finished_at')} = %s{without_wal_wait('postgresql')}, "
+        f"(VALUES {values}) AS done (id, result, worker, started_at) "
+        f"WHERE {table}.{qn('id')} = done.id AND {table}.{qn('state')} = %s "
+        f"AND {table}.{qn('worker')} = done.worker "
+        f"AND {table}.{qn('started_at')} = done.started_at"
+    )
 
 
 def record_failure(

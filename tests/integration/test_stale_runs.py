@@ -66,3 +66,25 @@ def test_the_old_run_cannot_cancel_it(rerun):
     assert _row(job_id).state == "active"
     assert lifecycle.mark_cancelled(job_id, run=new)
     assert _row(job_id).state == "cancelled"
+
+
+def test_a_batch_s_completions_hold_only_for_their_own_runs(rerun):
+    """``complete_many`` (a batch's completions in one write) keeps each row's guard:
+    the stale run is refused, the current runs complete with their own results."""
+    job_id, old, new = rerun
+    with shared_worker_paused("data-processing"):
+        others = [add_job(QueueName.DATA_PROCESSING, "record", {"key": f"batch-{i}"})
+                  for i in range(3)]
+        claims = lifecycle.claim_many(others, "w3@host-c")
+        assert set(claims) == set(others)
+        results = [{"n": i, "nested": [i, "x"]} for i in range(3)]
+        done = [(other, result, claims[other]) for other, result in zip(others, results,
+                                                                         strict=True)]
+        assert lifecycle.complete_many([(job_id, "from host a", old), *done]) == 3
+    assert [(_row(o).state, _row(o).result) for o in others] == [("completed", r)
+                                                                 for r in results]
+    assert all(_row(o).finished_at is not None for o in others)
+    job = _row(job_id)
+    assert (job.state, job.result) == ("active", None)
+    assert lifecycle.complete_many([(job_id, [1, None, "b"], new)]) == 1
+    assert _row(job_id).result == [1, None, "b"]

@@ -198,8 +198,9 @@ def check_cron(report: Report, schedules: Iterable[str], since: float, until: fl
     """Each firing ran once; no second is missing while a beat process was firing.
 
     Seconds when no beat ran (killed, or exited when the broker died, until it is
-    restarted) have no firing: an interval schedule fires the current second, it
-    does not catch up (``tasks.upkeep.scheduler``); those are counted apart.
+    restarted) are not judged: a restarted beat fires the buckets it missed, back to
+    ``MAX_CATCH_UP_S`` (``tasks.upkeep.scheduler``); the seconds still without a
+    firing there are counted apart (``cron_seconds_without_beat``).
     """
     effects = _effects()
     judged = set()
