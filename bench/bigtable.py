@@ -281,6 +281,8 @@ def lateness(ctx) -> dict:
                     break
             else:
                 raise RuntimeError(f"promoted {len(late)} of {len(ids)} within the deadline")
+            if min(run_at.timestamp() for run_at, _ in rows) < first - 0.05:
+                raise RuntimeError("a probe fell due before its time: delays not honoured")
             if promoter.poll() is not None:
                 raise RuntimeError("the promoter exited")
     finally:

@@ -76,7 +76,8 @@ def _enqueue_due(at: list[float], name: str, data) -> None:
     for start in range(0, len(at), BATCH):
         now = time.time()
         add_bulk([
-            {"queue": "analytics", "name": name, "data": data(at[i]), "delay": max(0.0, at[i] - now)}
+            {"queue": "analytics", "name": name, "data": data(at[i]),
+             "delay": max(0.0, at[i] - now) * 1000}  # the job API takes milliseconds
             for i in range(start, min(start + BATCH, len(at)))
         ])  # fmt: skip
 
@@ -113,6 +114,20 @@ def _promoted(name: str, run_at_to: datetime) -> tuple[int, list[float], float]:
     late = [(pub - run_at).total_seconds() for _, run_at, pub in rows if pub is not None]
     last = max((pub.timestamp() for _, _, pub in rows if pub is not None), default=0.0)
     return waiting, late, last
+
+
+def _check_due_at(name: str, earliest: float) -> None:
+    """Every ``name`` row falls due no earlier than ``earliest`` (epoch seconds), or the
+    delays were not honoured and the lateness figures would mean nothing (a seconds /
+    milliseconds mix-up once made them so): refuse the figures."""
+    from django.db.models import Min
+
+    from tasks.models import Job
+
+    first = Job.objects.filter(name=name).aggregate(first=Min("run_at"))["first"]
+    if first is None or first.timestamp() < earliest - 0.05:
+        raise RuntimeError(f"{name}: a job falls due at {first}, before "
+                           f"{datetime.fromtimestamp(earliest, UTC)}: delays not honoured")
 
 
 def _wait_promoted(name: str, total: int, until: datetime, promoter, stall_s: float = 60.0):
@@ -156,6 +171,7 @@ def service(ctx: Context, n: dict) -> dict:
             first_due = time.time() + 3.0 + n["due"] / max(out["enqueue_rate"], 1.0)
             due = [first_due + i / DUE_RATE for i in range(n["due"])]
             _enqueue_due(due, "bench-probe", lambda t: {"t0": t, "kind": "due"})
+            _check_due_at("bench-probe", due[0])
             side.close()
             until = datetime.fromtimestamp(due[-1] + 1, UTC)
             _, late, _ = _wait_promoted("bench-probe", n["due"], until, promoter)
@@ -167,11 +183,14 @@ def service(ctx: Context, n: dict) -> dict:
 
             burst_at = time.time() + 3.0 + n["burst"] / max(out["enqueue_rate"], 1.0)
             _enqueue_due([burst_at] * n["burst"], "bench-sleep", lambda t: {"ms": 0})
+            _check_due_at("bench-sleep", burst_at)
             side.close()
             until = datetime.fromtimestamp(burst_at + 1, UTC)
             _, late, last = _wait_promoted("bench-sleep", n["burst"], until, promoter)
+            if last <= burst_at:
+                raise RuntimeError("the burst was published before it fell due")
             out["burst_promote_s"] = last - burst_at
-            out["burst_rate"] = n["burst"] / (last - burst_at) if last > burst_at else float("inf")
+            out["burst_rate"] = n["burst"] / (last - burst_at)
         finally:
             _stop(promoter)
     ctx.reset()
