@@ -51,7 +51,7 @@ from tasks.jobs.limits import MAX_BATCH
 from tasks.jobs.spec import valid_job_id
 from tasks.models import Job, JobState
 from tasks.worker import lifecycle
-from tasks.worker.rejections import record_rejected
+from tasks.worker.rejections import record_rejected, requeued_unless_claimed
 
 logger = logging.getLogger("tasks.jobs")
 
@@ -154,7 +154,8 @@ class BatchTask(Task):
         return None
 
     def run_batch(self, single: Any, ids: list[str], worker: str) -> None:
-        claims = lifecycle.claim_many(ids, worker)
+        with requeued_unless_claimed(f"a batch of {self.job_task_name}"):
+            claims = lifecycle.claim_many(ids, worker)
         if len(claims) < len(ids):
             _not_claimed([job_id for job_id in ids if job_id not in claims], self)
         batch = BatchRun(single)

@@ -35,7 +35,7 @@ from tasks.worker import canvas, lifecycle, presence, timeouts
 from tasks.worker.admission import in_worker
 from tasks.worker.batch import BatchRun
 from tasks.worker.job import JobContext
-from tasks.worker.rejections import record_rejected
+from tasks.worker.rejections import record_rejected, requeued_unless_claimed
 
 logger = logging.getLogger("tasks.jobs")
 
@@ -79,7 +79,8 @@ class JobTask(RecordingTask):
             record_rejected("data-mismatch", self.request,
                             f"task {self.name} id {job_id}: positional arguments")
             return None
-        won = lifecycle.claim(job_id, worker)
+        with requeued_unless_claimed(f"job {job_id}"):
+            won = lifecycle.claim(job_id, worker)
         if won is None:
             self._skip(job_id)
             return None
