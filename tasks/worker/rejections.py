@@ -52,7 +52,8 @@ def requeued_unless_claimed(what: str) -> Iterator[None]:
     waiting with a published stamp: on Redis the reconciler finds them missing
     from the queue a minute later, but RabbitMQ's queues cannot be scanned, so
     there the jobs would wait for ever (found by the 100,000-job soak on
-    RabbitMQ + PostgreSQL, with database sessions terminated). Jobs the claim
+    RabbitMQ + PostgreSQL: two batch claims failed on a PostgreSQL deadlock and
+    their 5 jobs were never run). Jobs the claim
     did take before failing are active on this worker: its orphan sweep gives
     them back.
     """
