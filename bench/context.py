@@ -16,7 +16,7 @@ from bench import bullmq
 from bench.harness import QUEUES, SYSTEMS, Worker, queue_depth
 
 BATCH = 1000
-#: The caller's own table for scenario 1c: one row written per enqueue, in the same
+#: The caller's own table for scenario 1b (``bench/throughput.py``): one row written per enqueue, in the same
 #: transaction, the way a Django view saves an order and enqueues its e-mail.
 ORDER_TABLE = "bench_order"
 

@@ -214,19 +214,17 @@ def complete_many(done: list[tuple[str, Any, Claim]], now: datetime | None = Non
     if not done:
         return 0
     now_db = connection.ops.adapt_datetimefield_value(now or timezone.now())
+    runs = [(job_id, _RESULT_FIELD.get_db_prep_save(result, connection), run.worker,
+             connection.ops.adapt_datetimefield_value(run.started_at))
+            for job_id, result, run in done]
     if connection.vendor == "postgresql":
-        params = [JobState.COMPLETED.value, now_db]
-        for job_id, result, run in done:
-            params += [job_id, _RESULT_FIELD.get_db_prep_save(result, connection), run.worker,
-                       connection.ops.adapt_datetimefield_value(run.started_at)]
-        params.append(JobState.ACTIVE.value)
+        params = [JobState.COMPLETED.value, now_db, *(v for row in runs for v in row),
+                  JobState.ACTIVE.value]
         with bound_cursor() as cursor:
             cursor.execute(_complete_many_sql(len(done)), params)
             return cursor.rowcount
-    rows = [(JobState.COMPLETED.value, _RESULT_FIELD.get_db_prep_save(result, connection),
-             now_db, job_id, JobState.ACTIVE.value, run.worker,
-             connection.ops.adapt_datetimefield_value(run.started_at))
-            for job_id, result, run in done]
+    rows = [(JobState.COMPLETED.value, result, now_db, job_id, JobState.ACTIVE.value, worker,
+             started_at) for job_id, result, worker, started_at in runs]
     with transaction.atomic(), bound_cursor() as cursor:
         cursor.executemany(_complete_sql(connection.vendor), rows)
         return cursor.rowcount
