@@ -118,8 +118,11 @@ async function probes(queue, opts) {
   const began = performance.now();
   let nextAt = began;
   for (let i = 0; i < jobs; i++) {
-    const pause = nextAt - performance.now();
-    if (pause > 0) await sleep(pause);
+    // A Node timer may fire up to a millisecond early (libuv's loop clock counts
+    // whole milliseconds), so wait again until the slot is really due.
+    for (let pause = nextAt - performance.now(); pause > 0; pause = nextAt - performance.now()) {
+      await sleep(pause);
+    }
     await queue.add('probe', { t0: now(), kind });
     nextAt += interval;
   }
