@@ -13,7 +13,9 @@ killed between its commit and its publish, is the reconciler's: it
 re-publishes waiting jobs published over ``JOB_STUCK_AFTER`` ago whose
 message is on no Redis list (``tasks.upkeep.reconciler.reconcile_waiting``).
 RabbitMQ cannot be searched that way, so there the row is stamped after
-the publisher confirm, as before.
+the publisher confirm, as before; the same holds for the rows the promoter,
+the relay and a lost run's give-back send (``stamps_at_insert`` decides for
+all of them).
 
 A chunk of messages is one send: kombu's ``Producer.batch()`` (the stock
 path, ``tasks.enqueue.sending``) or, where the fast paths are on, messages
@@ -240,7 +242,11 @@ def publish_on_commit(messages: Sequence[Message], claimed: bool = False) -> Non
 
 
 def stamps_at_insert() -> bool:
-    """True when new rows are written already marked published (the broker is Redis).
+    """True when rows are marked published before their message goes out (the broker is Redis).
+
+    False: marked after the publisher confirm, so a process that dies between
+    its commit and its send leaves the rows to the relay, the one recovery a
+    broker that cannot be searched (RabbitMQ) allows.
 
     Read off the app's connection pool (kombu's ``driver_type`` is ``redis``
     for ``rediss://`` and ``sentinel://`` too), not ``app.conf.broker_url``:

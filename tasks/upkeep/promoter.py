@@ -19,7 +19,13 @@ from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from tasks.enqueue.publishing import MESSAGE_FIELDS, Message, message_from_values, publish
+from tasks.enqueue.publishing import (
+    MESSAGE_FIELDS,
+    Message,
+    message_from_values,
+    publish,
+    stamps_at_insert,
+)
 from tasks.models import Job, JobState, Lease
 from tasks.upkeep import counters
 from tasks.upkeep.gate import Gate, forget_old_windows
@@ -94,17 +100,21 @@ def promote_due(now: datetime | None = None, batch: int = BATCH_SIZE,
         if not messages:
             return 0
         # Claimed for publishing in the same statement: no relay takes them while
-        # they are sent. A promoter that dies right after commit leaves them to
-        # the reconciler (JOB_STUCK_AFTER), which re-publishes unqueued jobs.
+        # they are sent (on Redis stamped published, which the reconciler checks
+        # against the broker's lists after JOB_STUCK_AFTER if this promoter dies
+        # before its publish; on RabbitMQ, which cannot be searched, stamped after
+        # the publisher confirm, so a promoter that dies first leaves them to the
+        # relay once JOB_RELAY_GRACE has passed since ``enqueued_at``).
         # By primary key alone: the rows are ours until commit (locked on
         # PostgreSQL, the write lock on SQLite), and with ``state = ?`` added
         # SQLite walked the state index, every delayed row per batch (EXPLAIN
         # QUERY PLAN: promotion fell to ~1,200/s with 1,000,000 pending).
         stamp = timezone.now()
+        stamped = stamps_at_insert()
         Job.objects.filter(pk__in=[m.job_id for m in messages]).update(
-            state=JobState.WAITING, enqueued_at=stamp, published_at=stamp
+            state=JobState.WAITING, enqueued_at=stamp, published_at=stamp if stamped else None
         )
-    return len(publish(messages, claimed=True))
+    return len(publish(messages, claimed=stamped))
 
 
 def _through(gate: Gate, messages: list[Message], gated: bool) -> list[Message]:
@@ -129,8 +139,12 @@ def _through(gate: Gate, messages: list[Message], gated: bool) -> list[Message]:
 def relay_unpublished(now: datetime | None = None, batch: int = BATCH_SIZE) -> int:
     """Publish committed waiting jobs whose message never went out (outbox relay).
 
-    Rows are claimed under ``SKIP LOCKED`` and stamped in one transaction, then
-    sent after commit: a second relay neither waits for nor resends them.
+    Rows are claimed under ``SKIP LOCKED`` and taken in one transaction, then
+    sent after commit: a second relay neither waits for nor resends them. On
+    Redis they are taken by their ``published_at`` stamp (the reconciler's if
+    this process dies before sending); elsewhere by ``enqueued_at`` moved to
+    now, and stamped published after the publisher confirm, so a relay that
+    dies first leaves them to the next one after ``JOB_RELAY_GRACE``.
     """
     now = now or timezone.now()
     before = now - timedelta(seconds=settings.JOB_RELAY_GRACE_S)
@@ -143,11 +157,11 @@ def relay_unpublished(now: datetime | None = None, batch: int = BATCH_SIZE) -> i
         )
         if not messages:
             return 0
-        Job.objects.filter(pk__in=[m.job_id for m in messages], published_at__isnull=True).update(
-            published_at=timezone.now()
-        )
+        taken = Job.objects.filter(pk__in=[m.job_id for m in messages], published_at__isnull=True)
+        stamped = stamps_at_insert()
+        taken.update(**{"published_at" if stamped else "enqueued_at": timezone.now()})
     logger.warning("relaying %d unpublished job(s)", len(messages))
-    return len(publish(messages, claimed=True))
+    return len(publish(messages, claimed=stamped))
 
 
 def run_forever(stop: callable, interval_s: float | None = None) -> None:

@@ -7,7 +7,9 @@
 - Waiting jobs published long ago whose message is not queued on the broker
   (lost with an un-synced Redis, or taken by a consumer that died, which Redis
   would return only after the visibility timeout) are re-published. Redis only: RabbitMQ returns a dead
-  consumer's messages at once and confirms every publish.
+  consumer's messages at once, and there a row is stamped published only after
+  the publisher confirm (``tasks.enqueue.publishing.stamps_at_insert``), so a
+  sender that died before its send left the row to the relay.
 """
 
 from __future__ import annotations

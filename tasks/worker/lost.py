@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from tasks.enqueue.publishing import message_for, publish
+from tasks.enqueue.publishing import message_for, publish, stamps_at_insert
 from tasks.jobs.states import JobState
 from tasks.models import Job
 
@@ -31,6 +31,9 @@ def give_back(job_ids: Iterable[str], reason: str, now: datetime) -> int:
     limit = settings.JOB_MAX_WORKER_LOST
     requeued = []
     job_ids = list(job_ids)
+    # Stamped published before the send only where the reconciler can see a lost send
+    # (Redis); elsewhere after the publisher confirm, else the relay sends it.
+    stamped = stamps_at_insert()
     # A job whose cancellation was requested is not run again: its run ended.
     Job.objects.filter(pk__in=job_ids, state=JobState.ACTIVE, cancel_requested=True).update(
         state=JobState.CANCELLED, finished_at=now
@@ -52,14 +55,15 @@ def give_back(job_ids: Iterable[str], reason: str, now: datetime) -> int:
         with transaction.atomic():
             changed = Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
                 state=JobState.WAITING, lost_count=F("lost_count") + 1,
-                attempts_made=F("attempts_made") - 1, enqueued_at=now, published_at=now,
+                attempts_made=F("attempts_made") - 1, enqueued_at=now,
+                published_at=now if stamped else None,
                 errors=history,
             )
         if changed:
             requeued.append(job_id)
             logger.warning("job %s re-queued: %s", job_id, reason)
     if requeued:
-        publish([message_for(job) for job in Job.objects.filter(pk__in=requeued)], claimed=True)
+        publish([message_for(job) for job in Job.objects.filter(pk__in=requeued)], claimed=stamped)
     return len(requeued)
 
 

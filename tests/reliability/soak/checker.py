@@ -69,7 +69,8 @@ class Report:
         order = ("committed", "rolled_back", "in_doubt", "in_doubt_committed", "lost",
                  "duplicate_effects", "unexpected", "missing_effects", "rollback_leaks",
                  "retry_gaps_checked", "retry_gap_violations", "cron_firings", "cron_missed",
-                 "cron_not_once", "cron_seconds_judged", "cron_seconds_without_beat", "completed", "failed", "cancelled", "executions")
+                 "cron_not_once", "cron_seconds_judged", "cron_seconds_without_beat", "completed", "failed",
+                 "failed_by_injected_faults", "cancelled", "executions")
         shown = " ".join(f"{k}={self.figures[k]}" for k in order)
         return f"seed={self.seed} size={self.size} {shown}"
 
@@ -95,6 +96,34 @@ def _allowed(plan: str, cancel: str | None) -> dict[str, set[int]]:
     return {"completed": {1}, "cancelled": {0, 1}}
 
 
+#: What the chaos's database session terminations raise where they hit.
+INJECTED_DB_FAULTS = ("django.db.utils.OperationalError", "django.db.utils.InterfaceError")
+
+
+def failed_by_injected_faults(plan: str, errors: list[dict]) -> bool:
+    """A job planned to complete whose attempts all failed as planned or by the chaos.
+
+    A database session terminated while the job's own code ran (its
+    ``Execution`` or effect write) fails that attempt, as any error of a
+    processor does (BullMQ and Sidekiq count it too); on the last attempt of
+    a flaky job that is a permanent failure. Accepted only when every failed
+    attempt is either a planned one or such a fault raised in the job's code
+    (its traceback passes through the soak's processors), so a fault the
+    service itself turned into a failure still counts as unexpected.
+    """
+    if plan not in ("ok", "flaky") or not errors:
+        return False
+    injected = 0
+    for entry in errors:
+        if entry.get("exception") in INJECTED_DB_FAULTS:
+            if "soak_processors.py" not in entry.get("traceback", ""):
+                return False
+            injected += 1
+        elif not (plan == "flaky" and "planned flaky failure" in entry.get("error", "")):
+            return False
+    return injected > 0
+
+
 def check_jobs(report: Report, out: Path) -> None:
     committed = {r["id"]: r for r in read_log(out, "committed")}
     doubt = {r["id"]: r for r in read_log(out, "doubt")}
@@ -104,14 +133,17 @@ def check_jobs(report: Report, out: Path) -> None:
     report.figures["in_doubt_committed"] = len(existing_doubt)
     judged = {**committed, **{i: doubt[i] for i in existing_doubt}}
     report.figures["committed"] = len(committed)
-    rows = _rows(list(judged), "state", "errors", "attempts_made", "started_at", "backoff")
+    rows = _rows(list(judged), "state", "errors", "attempts_made", "started_at", "backoff",
+                 "published_at", "enqueued_at")
     effects = _effects()
     for job_id, record in judged.items():
         row = rows.get(job_id)
         state = row[0] if row else None
         count = effects.get(job_id, 0)
         if state not in FINISHED_STATES:
-            report.problem("lost", f"{job_id} {record['plan']} is {state}")
+            report.problem("lost", f"{job_id} {record['plan']} is {state}"
+                           + (f" (attempts {row[2]}, published {row[5]}, enqueued {row[6]})"
+                              if row else ""))
             continue
         report.figures[state] += 1
         if count > 1:
@@ -119,11 +151,13 @@ def check_jobs(report: Report, out: Path) -> None:
         elif state == "completed" and count == 0:
             report.problem("missing_effects", f"{job_id} {record['plan']}")
         allowed = _allowed(record["plan"], cancels.get(job_id))
-        if state not in allowed or (count <= 1 and count not in allowed[state]):
+        if state == "failed" and count == 0 and failed_by_injected_faults(record["plan"], row[1]):
+            report.figures["failed_by_injected_faults"] += 1
+        elif state not in allowed or (count <= 1 and count not in allowed[state]):
             last = (row[1] or [{}])[-1].get("error", "")
             report.problem("unexpected", f"{job_id} {record['plan']} cancel="
                            f"{cancels.get(job_id)} ended {state} with {count} effects {last}")
-        check_retry_gaps(report, job_id, *row[1:])
+        check_retry_gaps(report, job_id, *row[1:5])
 
 
 def check_retry_gaps(report: Report, job_id: str, errors: list[dict], attempts_made: int,
