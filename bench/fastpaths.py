@@ -48,9 +48,6 @@ FIGURES: dict[str, tuple[Figure, ...]] = {
         Figure("throughput", "enqueue_one_rate", "add_job one at a time", "/s", True),
         Figure("throughput", "enqueue_bulk_rate", "add_bulk, 1,000 a call", "/s", True),
     ),
-    "events-after-pool-write": (
-        Figure("latency", "idle_started_p50_ms", "idle: enqueue→started p50", "ms", False),
-    ),
     "unacked-after-pool-write": (
         Figure("latency", "idle_started_p50_ms", "idle: enqueue→started p50", "ms", False),
     ),

@@ -23,14 +23,14 @@ from typing import Any
 
 from celery import Celery, signals
 
-from tasks.fastpath import events, redis_clients, redis_push, templates, unacked
+from tasks.fastpath import redis_clients, redis_push, templates, unacked
 from tasks.fastpath.registry import Fastpaths, fastpaths_of
 from tasks.fastpath.sender import FastPathFailed, FastSender
 from tasks.jobs.brokers import BrokerKind, broker_kind
 
 logger = logging.getLogger("tasks.fastpath")
 
-FAST_PATHS = (redis_clients.PATH, templates.PATH, redis_push.PATH, events.PATH, unacked.PATH)
+FAST_PATHS = (redis_clients.PATH, templates.PATH, redis_push.PATH, unacked.PATH)
 NAMES = [path.name for path in FAST_PATHS]
 
 __all__ = ["FAST_PATHS", "FastPathFailed", "TakeBackRefused", "install_consumer",
@@ -63,7 +63,7 @@ def install_process(app: Celery, role: str = "process") -> Fastpaths:
 def install_consumer(consumer: Any) -> Fastpaths:
     """At each consumer start: the worker-side fast paths, and a check of ``redis-push``."""
     paths = install_process(consumer.app, "worker")
-    for module in (events, unacked):
+    for module in (unacked,):
         applies, why_not = module.applies(consumer)
         if paths.settle(module.PATH, applies, why_not):
             problem = module.problem(consumer)

@@ -4,8 +4,8 @@ A received job waits in the prefork pool's outbound buffer (billiard's
 private ``AsynPool.outbound_buffer``) until the child's pipe polls writable,
 in the poll of the next loop turn. Work scheduled with ``hub.call_soon`` runs
 at the top of that turn, before the write, and delays the job's start by its
-own duration. ``after_pool_writes`` gives such work (the task-event flush,
-kombu's unacked records) one more turn while a job is still in the buffer,
+own duration. ``after_pool_writes`` gives such work (kombu's unacked
+records, ``tasks.fastpath.unacked``) one more turn while a job is still in the buffer,
 and no more: that turn's poll writes it.
 """
 

@@ -6,8 +6,7 @@ worker dies is restored after the visibility timeout. It writes them in a
 ``MULTI ZADD HSET EXEC`` round trip *before* Celery sees the message: ~0.4 ms
 of the ~3 ms from ``add_job`` to the job's start at idle on the 2-core VM
 (``bench/steps.py``). Here the write waits until the prefork pool has written
-the job to a child (the same turn-after-the-write as the task events,
-``tasks.fastpath.pool_writes``), so the child starts while
+the job to a child (``tasks.fastpath.pool_writes``), so the child starts while
 the main process records it; messages taken in the same turns share one
 round trip.
 
@@ -24,7 +23,7 @@ connection write any pending records first and then do what kombu does.
 Installed per consumer start (a reconnect makes a new channel and QoS), by
 ``tasks.worker.bootstep``, only where there is an event loop, a pool with an outbound
 buffer (prefork) and kombu's Redis QoS. The turn's wait is
-``tasks.fastpath.pool_writes``, shared with the task-event flush.
+``tasks.fastpath.pool_writes``.
 """
 
 from __future__ import annotations

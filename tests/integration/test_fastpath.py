@@ -28,7 +28,7 @@ from tests.integration.helpers import wait_state
 from tests.processes import wait_for
 
 REQUIREMENTS = Path(settings.BASE_DIR) / "requirements.txt"
-WORKER_SIDE = {"events-after-pool-write", "unacked-after-pool-write"}
+WORKER_SIDE = {"unacked-after-pool-write"}
 REDIS_ONLY = {"redis-clients", "redis-push", "unacked-after-pool-write"}
 
 
