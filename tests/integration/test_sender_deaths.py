@@ -37,11 +37,17 @@ def _parked_job() -> str:
     return add_job("notifications", "send-reminder", {"message": "sender death"}, delay=60_000)
 
 
+def _killed_at_publish(monkeypatch, module, send) -> None:
+    """Run ``send`` with ``module``'s publish killing the process."""
+    monkeypatch.setattr(module, "publish", _die_at_publish)
+    with pytest.raises(Killed):
+        send()
+
+
 def _killed_promoter(monkeypatch) -> str:
     job_id = _parked_job()
-    monkeypatch.setattr(promoter, "publish", _die_at_publish)
-    with pytest.raises(Killed):
-        promoter.promote_due(now=timezone.now() + timedelta(minutes=2))
+    _killed_at_publish(monkeypatch, promoter,
+                       lambda: promoter.promote_due(now=timezone.now() + timedelta(minutes=2)))
     return job_id
 
 
@@ -50,9 +56,8 @@ def _killed_relay(monkeypatch) -> str:
     # Unpublished, but for the service's own relay not yet past its grace: only this one takes it.
     Job.objects.filter(pk=job_id).update(state=JobState.WAITING, published_at=None,
                                          enqueued_at=timezone.now() + timedelta(minutes=1))
-    monkeypatch.setattr(promoter, "publish", _die_at_publish)
-    with pytest.raises(Killed):
-        promoter.relay_unpublished(now=timezone.now() + timedelta(minutes=5))
+    _killed_at_publish(monkeypatch, promoter, lambda: promoter.relay_unpublished(
+        now=timezone.now() + timedelta(minutes=5)))
     return job_id
 
 
@@ -60,9 +65,8 @@ def _killed_give_back(monkeypatch) -> str:
     job_id = _parked_job()
     Job.objects.filter(pk=job_id).update(state=JobState.ACTIVE, attempts_made=1,
                                          worker="gone@nowhere", started_at=timezone.now())
-    monkeypatch.setattr(lost, "publish", _die_at_publish)
-    with pytest.raises(Killed):
-        lost.give_back([job_id], "test: its worker died", timezone.now())
+    _killed_at_publish(monkeypatch, lost, lambda: lost.give_back(
+        [job_id], "test: its worker died", timezone.now()))
     return job_id
 
 
