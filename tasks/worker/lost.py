@@ -22,6 +22,7 @@ from django.utils import timezone
 from tasks.enqueue.publishing import message_for, publish, stamps_at_insert
 from tasks.jobs.states import JobState
 from tasks.models import Job
+from tasks.worker import canvas
 
 logger = logging.getLogger("tasks.worker.lost")
 
@@ -38,17 +39,23 @@ def give_back(job_ids: Iterable[str], reason: str, now: datetime) -> int:
     Job.objects.filter(pk__in=job_ids, state=JobState.ACTIVE, cancel_requested=True).update(
         state=JobState.CANCELLED, finished_at=now
     )
-    for job_id, lost, attempts, errors in Job.objects.filter(
+    for job_id, lost, attempts, errors, spec, group_id in Job.objects.filter(
         pk__in=job_ids, state=JobState.ACTIVE
-    ).values_list("id", "lost_count", "attempts_made", "errors"):
+    ).values_list("id", "lost_count", "attempts_made", "errors", "canvas", "group_id"):
         entry = {"attempt": attempts, "error": f"WorkerLost: {reason}", "traceback": "",
                  "started_at": None, "failed_at": now.isoformat()}
         history = [*(errors or []), entry]
         if lost + 1 >= limit:
-            changed = Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
-                state=JobState.FAILED, lost_count=lost + 1, finished_at=now,
-                errors=[*history[:-1], {**entry, "error": f"worker lost {lost + 1} times"}],
-            )
+            reason = f"worker lost {lost + 1} times"
+            # Failed for good: its errbacks, chord or flow parent hear of it in the same
+            # transaction, as for any other last failure (else a flow's parent waits for ever).
+            with transaction.atomic():
+                changed = Job.objects.filter(pk=job_id, state=JobState.ACTIVE).update(
+                    state=JobState.FAILED, lost_count=lost + 1, finished_at=now,
+                    errors=[*history[:-1], {**entry, "error": reason}],
+                )
+                if changed:
+                    canvas.after_failure(job_id, spec, group_id, reason)
             if changed:
                 logger.error("job %s failed: worker lost %d times", job_id, lost + 1)
             continue

@@ -80,9 +80,13 @@ def test_the_parent_starts_exactly_once_while_workers_and_promoters_are_killed(
         service, live_broker, tmp_path):
     """20 slow children on a worker killed again and again, two promoters: one parent run."""
     with shared_worker_paused("data-processing"), shared_worker_paused("analytics"):
-        extra_promoter = processes.promoter(live_broker, tmp_path, "promoter2").start()
+        # Up to 4 kills may hit the same child each time: above the poison-job limit (3), which
+        # would fail it (and so the flow) instead of testing that the parent starts once.
+        lost_limit = {"JOB_MAX_WORKER_LOST": "10"}
+        extra_promoter = processes.promoter(live_broker, tmp_path, "promoter2",
+                                            **lost_limit).start()
         worker = processes.worker(live_broker, tmp_path, "victim",
-                                  queues="data-processing,analytics").start()
+                                  queues="data-processing,analytics", **lost_limit).start()
         children = [{"queue": "data-processing", "name": "record",
                      "data": {"key": f"kid{n}", "sleep": 0.3}} for n in range(20)]
         flow = add_flow({"queue": "analytics", "name": "sum-children",
@@ -123,3 +127,25 @@ def test_a_waiting_parent_says_why_on_its_page(db, client):
 
     assert "Waiting for its children: 2 of 2 still to complete" in html
     assert all(reverse("dashboard:job", args=[kid.id]) in html for kid in flow.children)
+
+
+def test_a_child_failed_by_losing_its_worker_too_often_fails_its_parent(db):
+    """The poison-job limit fails a child for good: its flow parent hears of it (found by a
+    RabbitMQ run where the parent was left waiting for its children for ever)."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from tasks.worker.lost import give_back
+
+    flow = add_flow({"queue": "analytics", "name": "sum-children", "data": {"key": "lost"},
+                     "children": adds((1, 1))})
+    child = Job.objects.get(parent_id=flow.id)
+    Job.objects.filter(pk=child.pk).update(state="active", attempts_made=1, worker="gone@x",
+                                           lost_count=settings.JOB_MAX_WORKER_LOST - 1)
+
+    assert give_back([child.pk], "test: its worker died", timezone.now()) == 0
+
+    assert Job.objects.get(pk=child.pk).state == "failed"
+    parent = Job.objects.get(pk=flow.id)
+    assert parent.state == "failed"
+    assert child.pk in parent.errors[-1]["error"]
